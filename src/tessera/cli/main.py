@@ -1,0 +1,38 @@
+"""The ``tessera`` command: ``tessera serve``, ``tessera version``.
+
+Exit codes: 0 success, 1 runtime failure (for example the data directory is in use),
+2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from tessera import __version__
+from tessera.cli.serve import serve_command
+
+app = typer.Typer(
+    name="tessera",
+    help="Tessera: an S3-compatible object store.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Rich tracebacks print local variables, which may hold secrets.
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command("serve")(serve_command)
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the Tessera version."""
+    typer.echo(f"tessera {__version__}")
+
+
+def main() -> None:
+    """Console-script entry point (``tessera = "tessera.cli.main:main"``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Identifier generation.
+
+Version ids and upload ids are opaque to clients. Version ids are built so that
+they are unique across gateways without coordination: 64 bits of time plus 64
+random bits, encoded url-safe. Ordering of versions is kept by the metadata
+store (an insertion sequence), never by parsing these strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import time
+
+NULL_VERSION = "null"
+"""The S3 version id of objects written while versioning is off or suspended."""
+
+
+def new_version_id() -> str:
+    """A fresh, unique, URL-safe version id (no ``/``, ``+`` or ``=``)."""
+    raw = time.time_ns().to_bytes(8, "big") + os.urandom(8)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def new_upload_id() -> str:
+    """A fresh multipart upload id (URL-safe, 32 characters)."""
+    return secrets.token_urlsafe(24)
+
+
+def new_request_id() -> str:
+    """A request id for logs and the ``x-amz-request-id`` header (16 hex upper)."""
+    return secrets.token_hex(8).upper()
+
+
+def new_access_key_id() -> str:
+    """An AWS-shaped access key id: 20 upper-case alphanumerics starting with ``TK``."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    return "TK" + "".join(secrets.choice(alphabet) for _ in range(18))
+
+
+def new_secret_key() -> str:
+    """A 40-character secret access key."""
+    return secrets.token_urlsafe(30)[:40]

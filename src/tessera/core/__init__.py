@@ -1,0 +1,1 @@
+"""L3: object semantics — accounts, buckets, objects, versions, multipart, listing."""

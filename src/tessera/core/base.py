@@ -1,0 +1,48 @@
+"""State and access checks shared by the service's operation groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tessera.common.clock import Clock, SystemClock
+from tessera.core.requests import Principal
+from tessera.data.contract import DataStore
+from tessera.meta.store import MetadataStore
+from tessera.model.errors import AccessDenied
+from tessera.model.records import Bucket
+
+
+@dataclass(frozen=True, slots=True)
+class CoreOptions:
+    region: str = "us-east-1"
+    default_policy: str = "plain"
+    min_part_size: int = 5 << 20
+    """Minimum size of every part but the last (S3: 5 MiB)."""
+    max_object_size: int = 5 << 40
+    max_part_size: int = 5 << 30
+    max_parts: int = 10000
+    max_buckets_per_account: int = 1000
+
+
+class ServiceBase:
+    """Holds the injected stores; operation groups (mixins) build on it."""
+
+    def __init__(
+        self,
+        meta: MetadataStore,
+        data: DataStore,
+        *,
+        clock: Clock | None = None,
+        options: CoreOptions | None = None,
+    ) -> None:
+        self.meta = meta
+        self.data = data
+        self.clock: Clock = clock or SystemClock()
+        self.options = options or CoreOptions()
+
+    async def _bucket(self, who: Principal, name: str) -> Bucket:
+        """The bucket if ``who`` may use it. Raises BucketNotFound, AccessDenied."""
+        bucket = await self.meta.get_bucket(name)
+        if bucket.owner != who.account_id:
+            raise AccessDenied("Access Denied", bucket=name)
+        return bucket

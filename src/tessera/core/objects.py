@@ -1,0 +1,335 @@
+"""Object operations: put, get, head, delete (versions and markers), copy, tags.
+
+Theory of operation:
+
+* Bytes go to the data path first; the version row is committed afterwards in
+  one metadata transaction. A failure before the commit leaves only blocks no
+  row references (deleted at once when this call created them, otherwise left
+  to GC): a half-written object is never visible.
+* Versioning: ``unversioned`` and ``suspended`` buckets write the ``null``
+  version, replacing the previous ``null`` version; ``enabled`` buckets add a
+  new version. Deleting without a version id on a versioned bucket adds a
+  delete marker.
+* Copies share data: the destination version names the same blocks as the
+  source (the metadata store counts the extra references). No bytes move.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+from tessera.common.checksums import ALGORITHMS
+from tessera.common.ids import NULL_VERSION, new_version_id
+from tessera.common.ranges import ByteRange
+from tessera.core.base import ServiceBase
+from tessera.core.conditions import check_copy_source, check_read, check_write
+from tessera.core.requests import (
+    CopyRequest,
+    CopyResult,
+    DeleteError,
+    DeleteResult,
+    GetRequest,
+    Integrity,
+    ObjectAttributes,
+    ObjectRead,
+    Principal,
+    PutRequest,
+)
+from tessera.core.validation import check_key, check_tags, check_user_metadata
+from tessera.data.contract import WriteResult
+from tessera.model.errors import (
+    BadDigest,
+    DeleteMarkerHit,
+    IncompleteBody,
+    InvalidArgument,
+    InvalidPartNumber,
+    InvalidRange,
+    InvalidRequest,
+    NotFound,
+    ObjectNotFound,
+    TesseraError,
+    VersionNotFound,
+)
+from tessera.model.records import Bucket, ObjectVersion
+
+
+class ObjectOps(ServiceBase):
+    # -- helpers ---------------------------------------------------------------
+    def _version_id_for_write(self, bucket: Bucket) -> str:
+        return new_version_id() if bucket.versioning == "enabled" else NULL_VERSION
+
+    async def _current(self, bucket: str, key: str) -> ObjectVersion | None:
+        try:
+            return await self.meta.get_version(bucket, key)
+        except NotFound:
+            return None
+
+    async def _readable_version(
+        self, bucket: str, key: str, version_id: str | None
+    ) -> ObjectVersion:
+        """The version to read. Raises ObjectNotFound, VersionNotFound, DeleteMarkerHit."""
+        if version_id is not None and version_id != NULL_VERSION and len(version_id) > 64:
+            raise InvalidArgument("Invalid version id specified", argument="versionId")
+        v = await self.meta.get_version(bucket, key, version_id)
+        if v.delete_marker:
+            raise DeleteMarkerHit(
+                "The specified key does not exist."
+                if version_id is None
+                else "The specified method is not allowed against this resource.",
+                version_id=v.version_id,
+                named=version_id is not None,
+            )
+        return v
+
+    async def _store(
+        self, bucket: Bucket, integrity: Integrity, body: object, *, allow_inline: bool = True
+    ) -> WriteResult:
+        """Write a body through the data path and check every promised digest.
+
+        On a digest or length mismatch the blocks this call created are deleted
+        and BadDigest / IncompleteBody raised.
+        """
+        algorithms = tuple(a for a in integrity.algorithms if a in ALGORITHMS)
+        result = await self.data.write(
+            body,  # type: ignore[arg-type]
+            policy=bucket.policy,
+            algorithms=algorithms,
+            max_size=self.options.max_object_size,
+            allow_inline=allow_inline,
+        )
+        try:
+            if integrity.declared_size is not None and result.size != integrity.declared_size:
+                raise IncompleteBody(
+                    f"You did not provide the number of bytes specified by the Content-Length HTTP header "
+                    f"({result.size} != {integrity.declared_size})"
+                )
+            if integrity.content_md5 is not None and integrity.content_md5 != result.md5:
+                raise BadDigest("The Content-MD5 you specified did not match what we received.")
+            for algo, value in integrity.expected().items():
+                got = result.checksums.get(algo.upper())
+                if got is not None and got != value:
+                    raise BadDigest(
+                        f"The {algo.upper()} you specified did not match the calculated checksum.",
+                        algorithm=algo.upper(),
+                    )
+        except TesseraError:
+            await self.data.delete_blocks(list(result.created))
+            raise
+        return result
+
+    # -- put --------------------------------------------------------------------
+    async def put_object(self, who: Principal, req: PutRequest) -> ObjectVersion:
+        """Store a whole object. Raises BucketNotFound, AccessDenied, KeyTooLong,
+        MetadataTooLarge, InvalidTag, BadDigest, IncompleteBody, EntityTooLarge,
+        PreconditionFailed, StorageFull, Unavailable."""
+        bucket = await self._bucket(who, req.bucket)
+        check_key(req.key)
+        attrs = req.attributes
+        check_user_metadata(attrs.user_metadata)
+        check_tags(attrs.tags)
+        if not req.conditions.empty:
+            check_write(req.conditions, await self._current(req.bucket, req.key))
+        result = await self._store(bucket, req.integrity, req.body)
+        version = ObjectVersion(
+            bucket=req.bucket,
+            key=req.key,
+            version_id=self._version_id_for_write(bucket),
+            last_modified=self.clock.now(),
+            size=result.size,
+            etag=result.md5.hex(),
+            content_type=attrs.content_type or "binary/octet-stream",
+            headers=dict(attrs.headers),
+            user_metadata=dict(attrs.user_metadata),
+            tags=dict(attrs.tags),
+            checksums=dict(result.checksums),
+            storage_class=attrs.storage_class,
+            owner=who.account_id,
+            inline=result.inline,
+            manifest=result.manifest,
+        )
+        if not req.conditions.empty:
+            # Re-check just before commit so a racing writer is not silently overwritten.
+            check_write(req.conditions, await self._current(req.bucket, req.key))
+        await self.meta.put_version(version)
+        return version
+
+    # -- get / head -----------------------------------------------------------------
+    async def get_object(
+        self, who: Principal, req: GetRequest, *, head: bool = False
+    ) -> ObjectRead:
+        """Read (or, with ``head``, describe) an object or a range of it.
+
+        Raises ObjectNotFound, VersionNotFound, DeleteMarkerHit, PreconditionFailed,
+        NotModified, InvalidRange, InvalidPartNumber.
+        """
+        bucket = await self._bucket(who, req.bucket)
+        v = await self._readable_version(req.bucket, req.key, req.version_id)
+        check_read(req.conditions, v)
+        byte_range = None
+        parts_count = len(v.part_sizes) or None
+        if req.part_number is not None:
+            byte_range = self._part_range(v, req.part_number)
+        elif req.range is not None:
+            byte_range = req.range.resolve(v.size)
+            if byte_range is None:
+                raise InvalidRange(v.size)
+        body = None if head else self.data.read(v.inline, v.manifest, byte_range)
+        return ObjectRead(
+            version=v,
+            range=byte_range,
+            parts_count=parts_count,
+            body=body,
+            versioned=bucket.versioning != "unversioned",
+        )
+
+    @staticmethod
+    def _part_range(v: ObjectVersion, number: int) -> ByteRange:
+        sizes = v.part_sizes or (v.size,)
+        if number < 1 or number > len(sizes):
+            raise InvalidPartNumber(
+                "The requested partnumber is not satisfiable", part_number=number
+            )
+        start = sum(sizes[: number - 1])
+        return ByteRange(start, start + sizes[number - 1])
+
+    # -- delete -----------------------------------------------------------------
+    async def delete_object(
+        self, who: Principal, bucket_name: str, key: str, version_id: str | None = None
+    ) -> DeleteResult:
+        """Delete a version, or the current object (a delete marker on versioned
+        buckets). Deleting something absent succeeds (S3 semantics)."""
+        bucket = await self._bucket(who, bucket_name)
+        if version_id is not None:
+            try:
+                removed = await self.meta.delete_version(bucket_name, key, version_id)
+            except (VersionNotFound, ObjectNotFound):
+                return DeleteResult(key, version_id, False)
+            return DeleteResult(key, version_id, removed.delete_marker)
+        if bucket.versioning == "unversioned":
+            with contextlib.suppress(VersionNotFound, ObjectNotFound):
+                await self.meta.delete_version(bucket_name, key, NULL_VERSION)
+            return DeleteResult(key, None, False)
+        marker = ObjectVersion(
+            bucket=bucket_name,
+            key=key,
+            version_id=self._version_id_for_write(bucket),
+            last_modified=self.clock.now(),
+            delete_marker=True,
+            owner=who.account_id,
+            etag="",
+        )
+        await self.meta.put_version(marker)
+        return DeleteResult(key, marker.version_id, True)
+
+    async def delete_objects(
+        self, who: Principal, bucket_name: str, items: list[tuple[str, str | None]]
+    ) -> list[DeleteResult | DeleteError]:
+        """Delete many; one result per item, in order. Bucket-level errors raise."""
+        await self._bucket(who, bucket_name)
+        out: list[DeleteResult | DeleteError] = []
+        for key, version_id in items:
+            try:
+                out.append(await self.delete_object(who, bucket_name, key, version_id))
+            except TesseraError as e:
+                out.append(DeleteError(key, version_id, e))
+        return out
+
+    # -- copy --------------------------------------------------------------------
+    async def copy_object(self, who: Principal, req: CopyRequest) -> CopyResult:
+        """Server-side copy sharing the source's blocks. Raises the errors of a
+        read of the source (PreconditionFailed for failed source conditions), of
+        a write of the destination, and InvalidRequest for a no-op self copy."""
+        await self._bucket(who, req.src_bucket)
+        dst_bucket = await self._bucket(who, req.dst_bucket)
+        check_key(req.dst_key)
+        src = await self._readable_version(req.src_bucket, req.src_key, req.src_version_id)
+        check_copy_source(req.source_conditions, src)
+        replace = req.metadata_directive == "REPLACE"
+        if req.metadata_directive not in ("COPY", "REPLACE") or req.tagging_directive not in (
+            "COPY",
+            "REPLACE",
+        ):
+            raise InvalidArgument("Unknown metadata or tagging directive")
+        same = (req.src_bucket, req.src_key) == (req.dst_bucket, req.dst_key) and (
+            req.src_version_id is None or req.src_version_id == src.version_id
+        )
+        if (
+            same
+            and not replace
+            and req.attributes.storage_class == src.storage_class
+            and not req.checksum_algorithm
+        ):
+            raise InvalidRequest(
+                "This copy request is illegal because it is trying to copy an object to itself without changing "
+                "the object's metadata, storage class, website redirect location or encryption attributes."
+            )
+        attrs: ObjectAttributes = req.attributes
+        if replace:
+            check_user_metadata(attrs.user_metadata)
+        tags = dict(attrs.tags) if req.tagging_directive == "REPLACE" else dict(src.tags)
+        check_tags(tags)
+        inline, manifest, checksums = src.inline, src.manifest, dict(src.checksums)
+        algo = (req.checksum_algorithm or "").upper()
+        if algo and "-" in checksums.get(algo, "-"):
+            # A new algorithm (or replacing a composite multipart checksum, which
+            # base64 marks with "-N") needs the bytes: copy them through the data path.
+            result = await self._store(
+                dst_bucket,
+                Integrity(algorithms=(algo,) if algo else ()),
+                self.data.read(src.inline, src.manifest),
+            )
+            inline, manifest, checksums = result.inline, result.manifest, dict(result.checksums)
+        version = ObjectVersion(
+            bucket=req.dst_bucket,
+            key=req.dst_key,
+            version_id=self._version_id_for_write(dst_bucket),
+            last_modified=self.clock.now(),
+            size=src.size,
+            etag=src.etag,
+            content_type=(attrs.content_type or "binary/octet-stream")
+            if replace
+            else src.content_type,
+            headers=dict(attrs.headers) if replace else dict(src.headers),
+            user_metadata=dict(attrs.user_metadata) if replace else dict(src.user_metadata),
+            tags=tags,
+            checksums=checksums,
+            storage_class=attrs.storage_class,
+            owner=who.account_id,
+            inline=inline,
+            manifest=manifest,
+            part_sizes=src.part_sizes,
+        )
+        await self.meta.put_version(version)
+        return CopyResult(version, src.version_id)
+
+    # -- tagging --------------------------------------------------------------------
+    async def get_object_tags(
+        self, who: Principal, bucket: str, key: str, version_id: str | None = None
+    ) -> ObjectVersion:
+        """The version whose ``tags`` are wanted (and whose id the answer names)."""
+        await self._bucket(who, bucket)
+        return await self._readable_version(bucket, key, version_id)
+
+    async def put_object_tags(
+        self,
+        who: Principal,
+        bucket: str,
+        key: str,
+        tags: dict[str, str],
+        version_id: str | None = None,
+    ) -> ObjectVersion:
+        await self._bucket(who, bucket)
+        check_tags(tags)
+        v = await self._readable_version(bucket, key, version_id)
+        updated = dataclasses.replace(v, tags=dict(tags))
+        await self.meta.update_version(updated)
+        return updated
+
+    async def delete_object_tags(
+        self, who: Principal, bucket: str, key: str, version_id: str | None = None
+    ) -> ObjectVersion:
+        return await self.put_object_tags(who, bucket, key, {}, version_id)
+
+
+__all__ = ["ObjectNotFound", "ObjectOps"]

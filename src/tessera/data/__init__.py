@@ -1,0 +1,1 @@
+"""L2: the data path — segmenting, storing and reading object bytes on volumes."""

@@ -1,0 +1,1 @@
+"""L4: the S3-compatible HTTP front end (aiohttp)."""

@@ -1,0 +1,130 @@
+"""The S3 gateway application: one catch-all route that parses the request
+into an :class:`~tessera.gateway.router.Endpoint`, authenticates it, runs the
+handler, and renders every failure as an S3 error document.
+
+Order per request: request id -> route -> authenticate -> handler. Domain errors
+are mapped in :mod:`tessera.gateway.errors`; protocol errors arrive as S3Error;
+anything else is logged and answered ``InternalError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from tessera.common.ids import new_request_id
+from tessera.core.service import ObjectService
+from tessera.gateway.auth import authenticate, signing_headers
+from tessera.gateway.body import Body
+from tessera.gateway.context import Ctx
+from tessera.gateway.errors import to_s3_error
+from tessera.gateway.handlers import HANDLERS
+from tessera.gateway.router import parse_query, route, split_target
+from tessera.model.errors import NotModified, TesseraError
+from tessera.protocol.s3.errors import S3Error, error_document
+from tessera.protocol.s3.headers import format_http_date, quote_etag
+
+log = logging.getLogger("tessera.gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayOptions:
+    region: str = "us-east-1"
+    virtual_host_domains: tuple[str, ...] = ()
+    """Domains under which ``<bucket>.<domain>`` addresses a bucket (virtual-host style)."""
+    max_clock_skew: int = 900
+    """Seconds a signed request's date may differ from the server clock."""
+
+
+SERVICE_KEY: web.AppKey[ObjectService] = web.AppKey("service", ObjectService)
+OPTIONS_KEY: web.AppKey[GatewayOptions] = web.AppKey("options", GatewayOptions)
+
+
+def _error_response(
+    request: web.Request, err: S3Error, request_id: str, resource: str
+) -> web.Response:
+    headers = {"x-amz-request-id": request_id, **err.headers}
+    if request.method == "HEAD" or err.status == 304:
+        return web.Response(status=err.status, headers=headers)
+    body = error_document(
+        err.code, err.message, resource=resource, request_id=request_id, extra=err.extra
+    )
+    return web.Response(
+        status=err.status, body=body, content_type="application/xml", headers=headers
+    )
+
+
+async def _dispatch(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE_KEY]
+    options = request.app[OPTIONS_KEY]
+    request_id = new_request_id()
+    raw_path = request.raw_path
+    resource = raw_path.split("?", 1)[0]
+    try:
+        if resource == "/_tessera/health":
+            return web.json_response({"status": "ok"}, headers={"x-amz-request-id": request_id})
+        raw_query = raw_path.partition("?")[2]
+        pairs = parse_query(raw_query)
+        query = dict(pairs)
+        headers = signing_headers(request)
+        bucket, key = split_target(request.host, raw_path, options.virtual_host_domains)
+        endpoint = route(request.method, bucket, key, query, headers)
+        auth = await authenticate(
+            request,
+            service,
+            unquote(resource),
+            pairs,
+            now=time.time(),
+            max_skew=options.max_clock_skew,
+        )
+        ctx = Ctx(
+            request=request,
+            endpoint=endpoint,
+            principal=auth.principal,
+            service=service,
+            body=Body(request, auth),
+            headers=headers,
+            query=query,
+            request_id=request_id,
+            region=options.region,
+        )
+        response = await HANDLERS[endpoint.op](ctx)
+    except NotModified as e:
+        h = {
+            "x-amz-request-id": request_id,
+            "ETag": quote_etag(e.etag),
+            "Last-Modified": format_http_date(e.last_modified),
+        }
+        return web.Response(status=304, headers=h)
+    except TesseraError as e:
+        return _error_response(request, to_s3_error(e), request_id, resource)
+    except S3Error as e:
+        return _error_response(request, e, request_id, resource)
+    except UnicodeDecodeError:
+        return _error_response(
+            request,
+            S3Error("InvalidURI", "Couldn't parse the specified URI."),
+            request_id,
+            resource,
+        )
+    except (ConnectionResetError, web.HTTPException):
+        raise
+    except Exception:
+        log.exception("internal error on %s %s (request %s)", request.method, resource, request_id)
+        return _error_response(request, S3Error("InternalError"), request_id, resource)
+    if not response.prepared:
+        response.headers["x-amz-request-id"] = request_id
+    return response
+
+
+def make_app(service: ObjectService, options: GatewayOptions | None = None) -> web.Application:
+    """The aiohttp application serving the S3 API for ``service``."""
+    app = web.Application(client_max_size=1 << 20)
+    app[SERVICE_KEY] = service
+    app[OPTIONS_KEY] = options or GatewayOptions()
+    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    return app

@@ -1,0 +1,174 @@
+"""Object metadata between HTTP headers and core values, both directions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+
+from multidict import CIMultiDict
+
+from tessera.common.checksums import ALGORITHMS
+from tessera.core.requests import Conditions, ObjectAttributes
+from tessera.model.records import ObjectVersion
+from tessera.protocol.s3.errors import S3Error
+from tessera.protocol.s3.headers import (
+    format_http_date,
+    parse_etag_list,
+    parse_http_date,
+    quote_etag,
+)
+from tessera.protocol.s3.xml import parse_tagging_header
+
+STORED_HEADERS = (
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+)
+STORAGE_CLASSES = {
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+    "OUTPOSTS",
+    "SNOW",
+    "EXPRESS_ONEZONE",
+}
+_RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+def attributes_from(headers: Mapping[str, str], *, with_tags: bool = True) -> ObjectAttributes:
+    """What a PUT / CreateMultipartUpload / CopyObject(REPLACE) says about the object."""
+    stored: dict[str, str] = {}
+    for name in STORED_HEADERS:
+        if name in headers:
+            value = headers[name]
+            if name == "content-encoding":
+                value = ",".join(
+                    p.strip() for p in value.split(",") if p.strip() and p.strip() != "aws-chunked"
+                )
+                if not value:
+                    continue
+            stored[name] = value
+    meta = {k[len("x-amz-meta-") :]: v for k, v in headers.items() if k.startswith("x-amz-meta-")}
+    storage_class = headers.get("x-amz-storage-class", "STANDARD")
+    if storage_class not in STORAGE_CLASSES:
+        raise S3Error("InvalidStorageClass", "The storage class you specified is not valid")
+    tags = (
+        parse_tagging_header(headers["x-amz-tagging"])
+        if with_tags and "x-amz-tagging" in headers
+        else {}
+    )
+    return ObjectAttributes(
+        content_type=headers.get("content-type"),
+        headers=stored,
+        user_metadata=meta,
+        tags=tags,
+        storage_class=storage_class,
+    )
+
+
+def content_md5(headers: Mapping[str, str]) -> bytes | None:
+    value = headers.get("content-md5")
+    if value is None:
+        return None
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise S3Error("InvalidDigest", "The Content-MD5 you specified was invalid.") from e
+    if len(digest) != 16:
+        raise S3Error("InvalidDigest", "The Content-MD5 you specified was invalid.")
+    return digest
+
+
+def checksum_request(headers: Mapping[str, str]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """(algorithms to compute, values sent in headers) from x-amz-checksum-* /
+    x-amz-sdk-checksum-algorithm / x-amz-trailer."""
+    algos: list[str] = []
+    values: dict[str, str] = {}
+    for algo in ALGORITHMS:
+        value = headers.get("x-amz-checksum-" + algo.lower())
+        if value is not None:
+            values[algo] = value
+            algos.append(algo)
+    for name in ("x-amz-sdk-checksum-algorithm", "x-amz-checksum-algorithm"):
+        if name in headers:
+            a = headers[name].upper()
+            if a not in ALGORITHMS:
+                raise S3Error("InvalidRequest", f"Checksum algorithm {a!r} is not supported")
+            algos.append(a)
+    trailer = headers.get("x-amz-trailer", "")
+    for t in trailer.split(","):
+        t = t.strip().lower()
+        if t.startswith("x-amz-checksum-"):
+            a = t[len("x-amz-checksum-") :].upper()
+            if a not in ALGORITHMS:
+                raise S3Error("InvalidRequest", f"Checksum algorithm {a!r} is not supported")
+            algos.append(a)
+    return tuple(dict.fromkeys(algos)), values
+
+
+def conditions_from(headers: Mapping[str, str], prefix: str = "") -> Conditions:
+    """If-* headers (``prefix`` = ``x-amz-copy-source-`` for copy sources)."""
+
+    def etags(name: str) -> tuple[str, ...] | None:
+        v = headers.get(prefix + name)
+        return tuple(parse_etag_list(v)) if v is not None else None
+
+    def date(name: str) -> float | None:
+        v = headers.get(prefix + name)
+        return parse_http_date(v) if v is not None else None
+
+    return Conditions(
+        if_match=etags("if-match"),
+        if_none_match=etags("if-none-match"),
+        if_modified_since=date("if-modified-since"),
+        if_unmodified_since=date("if-unmodified-since"),
+    )
+
+
+def object_headers(v: ObjectVersion, *, checksum_mode: bool, versioned: bool) -> CIMultiDict[str]:
+    """Response headers describing a version (GET/HEAD)."""
+    h: CIMultiDict[str] = CIMultiDict()
+    h["ETag"] = quote_etag(v.etag)
+    h["Last-Modified"] = format_http_date(v.last_modified)
+    h["Content-Type"] = v.content_type
+    h["Accept-Ranges"] = "bytes"
+    for name, value in v.headers.items():
+        h[name.title()] = value
+    for name, value in v.user_metadata.items():
+        h["x-amz-meta-" + name] = value
+    if versioned or v.version_id != "null":
+        h["x-amz-version-id"] = v.version_id
+    if v.tags:
+        h["x-amz-tagging-count"] = str(len(v.tags))
+    if v.storage_class != "STANDARD":
+        h["x-amz-storage-class"] = v.storage_class
+    if checksum_mode:
+        for algo, value in v.checksums.items():
+            h["x-amz-checksum-" + algo.lower()] = value
+            if "-" in value:
+                h["x-amz-checksum-type"] = "COMPOSITE"
+        if v.checksums and "x-amz-checksum-type" not in h:
+            h["x-amz-checksum-type"] = "FULL_OBJECT"
+    return h
+
+
+def apply_overrides(h: CIMultiDict[str], query: Mapping[str, str]) -> None:
+    """``response-*`` query parameters replace the matching response headers."""
+    for param, header in _RESPONSE_OVERRIDES.items():
+        if param in query:
+            h[header] = query[param]

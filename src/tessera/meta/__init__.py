@@ -1,0 +1,1 @@
+"""L2: metadata persistence behind the :class:`~tessera.meta.store.MetadataStore` protocol."""

@@ -1,0 +1,204 @@
+"""The MetadataStore contract: everything Tessera persists about accounts,
+buckets, object versions, multipart uploads and block references.
+
+Contracts every implementation honours (checked by ``tests/contract``):
+
+* Every method is atomic: it either fully happens or raises and changes nothing.
+* Keys compare as UTF-8 byte strings (S3 order). Listings are ascending by key;
+  versions of one key are newest first (insertion order, never clock order).
+* Block reference counting: every ``(volume, block)`` pair named by the manifest
+  of a stored version or part counts one reference (a manifest naming the same
+  block twice counts two). References are added and released in the same
+  transaction as the rows that hold them. A pair whose count drops to zero is
+  remembered with the time it dropped, for garbage collection after a delay.
+* Records returned by listings carry ``inline=None`` (content is not loaded);
+  ``get_version`` returns the full record including inline data and manifest.
+* Missing things raise the domain errors named in each docstring; nothing
+  returns None for "missing" unless the docstring says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from tessera.model.records import AccessKey, Account, Bucket, ObjectVersion, Part, Upload
+
+
+class MetadataStore(Protocol):
+    async def close(self) -> None:
+        """Release connections. Idempotent."""
+        ...
+
+    # -- accounts and keys -------------------------------------------------------
+    async def create_account(self, account: Account) -> None:
+        """Raises AccountAlreadyExists."""
+        ...
+
+    async def get_account(self, account_id: str) -> Account:
+        """Raises AccountNotFound."""
+        ...
+
+    async def list_accounts(self) -> list[Account]:
+        """All accounts, ordered by id."""
+        ...
+
+    async def delete_account(self, account_id: str) -> None:
+        """Deletes the account and its access keys. Raises AccountNotFound, or
+        BucketNotEmpty when the account still owns buckets."""
+        ...
+
+    async def put_access_key(self, key: AccessKey) -> None:
+        """Insert or replace (by access_key_id). Raises AccountNotFound."""
+        ...
+
+    async def get_access_key(self, access_key_id: str) -> AccessKey:
+        """Raises AccessKeyNotFound."""
+        ...
+
+    async def list_access_keys(self, account_id: str) -> list[AccessKey]:
+        """Keys of one account ordered by creation; empty list if none."""
+        ...
+
+    async def delete_access_key(self, access_key_id: str) -> None:
+        """Raises AccessKeyNotFound."""
+        ...
+
+    # -- buckets -------------------------------------------------------------------
+    async def create_bucket(self, bucket: Bucket) -> None:
+        """Raises BucketAlreadyOwnedByYou when a bucket of that name has the same
+        owner, BucketAlreadyExists when another account owns it."""
+        ...
+
+    async def get_bucket(self, name: str) -> Bucket:
+        """Raises BucketNotFound."""
+        ...
+
+    async def list_buckets(self, owner: str | None = None) -> list[Bucket]:
+        """Buckets ordered by name; all of them when owner is None."""
+        ...
+
+    async def update_bucket(self, bucket: Bucket) -> None:
+        """Replace the mutable fields (versioning, policy, object_lock, tags, config)
+        of the bucket named ``bucket.name``. Raises BucketNotFound."""
+        ...
+
+    async def delete_bucket(self, name: str) -> None:
+        """Raises BucketNotFound, or BucketNotEmpty when any version, delete marker
+        or multipart upload remains."""
+        ...
+
+    # -- object versions -------------------------------------------------------------
+    async def put_version(self, version: ObjectVersion) -> ObjectVersion | None:
+        """Store ``version`` as the newest version of its key.
+
+        If a version with the same ``version_id`` already exists for the key (the
+        ``null`` version), it is removed in the same transaction, its block
+        references released, and it is returned; otherwise returns None.
+        References of the new manifest are added. ``is_latest`` of the input is
+        ignored: the new version becomes latest. Raises BucketNotFound.
+        """
+        ...
+
+    async def get_version(self, bucket: str, key: str, version_id: str | None = None) -> ObjectVersion:
+        """The named version, or the latest one (possibly a delete marker) when
+        ``version_id`` is None. Raises ObjectNotFound when the key has no version
+        at all (and version_id is None), VersionNotFound when the named version
+        does not exist. ``is_latest`` is set correctly."""
+        ...
+
+    async def delete_version(self, bucket: str, key: str, version_id: str) -> ObjectVersion:
+        """Remove one version row for good, release its references, and make the
+        next newest version (if any) latest. Returns the removed record.
+        Raises VersionNotFound."""
+        ...
+
+    async def update_version(self, version: ObjectVersion) -> None:
+        """Replace tags, user_metadata, headers, content_type and checksums of the
+        existing version ``(bucket, key, version_id)`` in place; order, data and
+        references are unchanged. Raises VersionNotFound."""
+        ...
+
+    async def list_latest(
+        self, bucket: str, prefix: str = "", after: str | None = None, limit: int = 1000
+    ) -> list[ObjectVersion]:
+        """Latest versions that are not delete markers, with key starting with
+        ``prefix`` and strictly greater than ``after``, ascending by key, at most
+        ``limit``. Implemented as an index seek (no scan of skipped keys)."""
+        ...
+
+    async def list_versions(
+        self,
+        bucket: str,
+        prefix: str = "",
+        after_key: str | None = None,
+        after_version: str | None = None,
+        limit: int = 1000,
+    ) -> list[ObjectVersion]:
+        """All versions and delete markers with key starting with ``prefix``,
+        ascending by key then newest first. Position: when ``after_version`` is
+        None, start at keys strictly greater than ``after_key``; otherwise start
+        with the versions of ``after_key`` older than ``after_version``, then
+        greater keys. An unknown ``after_version`` starts at keys greater than
+        ``after_key``."""
+        ...
+
+    async def count_objects(self, bucket: str) -> tuple[int, int]:
+        """(number of latest non-delete-marker versions, their total bytes)."""
+        ...
+
+    # -- multipart uploads ---------------------------------------------------------------
+    async def create_upload(self, upload: Upload) -> None:
+        """Raises BucketNotFound."""
+        ...
+
+    async def get_upload(self, bucket: str, upload_id: str) -> Upload:
+        """Raises UploadNotFound (also when the upload belongs to another bucket)."""
+        ...
+
+    async def list_uploads(
+        self,
+        bucket: str,
+        prefix: str = "",
+        key_marker: str | None = None,
+        upload_id_marker: str | None = None,
+        limit: int = 1000,
+    ) -> list[Upload]:
+        """Uploads ordered by key, then initiation order. Position: after
+        ``key_marker`` (and, for that same key, after ``upload_id_marker``)."""
+        ...
+
+    async def put_part(self, part: Part) -> Part | None:
+        """Store a part, replacing (and returning) a previous part of the same
+        number, whose references are released. Raises UploadNotFound."""
+        ...
+
+    async def list_parts(self, upload_id: str, after: int = 0, limit: int = 10000) -> list[Part]:
+        """Parts with number > after, ascending, at most ``limit``. Listings carry
+        inline data and manifests (completion needs them)."""
+        ...
+
+    async def complete_upload(self, bucket: str, upload_id: str, version: ObjectVersion) -> ObjectVersion | None:
+        """Atomically remove the upload and all of its parts and store ``version``
+        as :meth:`put_version` does (returns what it displaced). References held by
+        the parts are released and those of the version's manifest added, so
+        blocks reused from parts keep their count. Raises UploadNotFound when the
+        upload is already gone."""
+        ...
+
+    async def abort_upload(self, bucket: str, upload_id: str) -> None:
+        """Remove the upload and its parts, releasing their references.
+        Raises UploadNotFound."""
+        ...
+
+    # -- block references and garbage ------------------------------------------------------
+    async def block_refcount(self, volume: str, block: str) -> int:
+        """Current reference count (0 when unknown)."""
+        ...
+
+    async def claim_garbage(self, dropped_before: float, limit: int = 1000) -> list[tuple[str, str]]:
+        """Atomically forget and return up to ``limit`` ``(volume, block)`` pairs
+        whose count has been zero since before ``dropped_before``. The caller then
+        deletes the blocks (a block written again since must be protected by the
+        volume's own mtime check)."""
+        ...

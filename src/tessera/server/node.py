@@ -1,0 +1,461 @@
+"""Run one Tessera node: S3 gateway + in-process disk volumes + SQLite (DESIGN.md §1).
+
+Theory of operation
+-------------------
+Start-up, in order (each step fails with a :class:`NodeError` that names the cause):
+
+1. create the data directory and take an exclusive ``flock`` on ``<data>/LOCK``, which
+   then holds our pid. A second server on the same directory fails here and names
+   the pid of the first. The lock lasts as long as the process, and the kernel
+   drops it even after ``kill -9``, so a stale LOCK file never blocks a restart;
+2. root credentials: from the configuration (or ``TESSERA_ROOT_*``), otherwise from
+   ``<data>/root-credentials.toml``, which is generated once with mode 0600. The
+   credentials are printed;
+3. TLS context (when configured), metadata store (migrated), volumes, data store,
+   object service; the root account (id ``root``) and ``[[auth.accounts]]`` are
+   ensured (idempotent);
+4. listen, then print ``Tessera listening on http(s)://HOST:PORT`` (tests wait
+   for this line; with port 0 it reports the port the kernel chose).
+
+SIGTERM and SIGINT stop the node. It stops accepting connections, gives in-flight
+requests up to ``server.shutdown_timeout`` seconds to finish (closing each idle
+keep-alive connection as soon as it has no request running), closes the connections,
+closes the service (which closes the data and metadata stores) and releases the
+lock. :func:`run_node` then returns normally, so the process exits 0.
+
+aiohttp's own graceful shutdown (``AppRunner.cleanup``) marks every connection
+closing first, and from then on drops request bytes that are still arriving
+(aio-libs/aiohttp#2298), so an upload in progress could never finish. The node
+therefore drains first (:class:`_Drain`): a middleware records which connections
+are running a request; on stop the node closes the listening socket, closes idle
+connections, waits for the busy ones, and only then calls ``cleanup``.
+
+Process-wide settings (logging, glibc malloc tuning, uvloop) are applied by
+:func:`serve` only, so :func:`run_node` can run inside a test's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import logging
+import os
+import secrets
+import signal
+import ssl
+import sys
+import tomllib
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from aiohttp import web
+
+from tessera import __version__
+from tessera.common.ids import new_access_key_id, new_secret_key
+from tessera.core.service import CoreOptions, ObjectService
+from tessera.data.store import LocalDataStore
+from tessera.data.volume import LocalVolume
+from tessera.gateway.app import GatewayOptions, make_app
+from tessera.meta.sql.store import SqlMetadataStore
+from tessera.server.config import ROOT_ACCOUNT_ID, Config
+
+__all__ = [
+    "CREDENTIALS_FILE",
+    "LOCK_FILE",
+    "READY_PREFIX",
+    "DataDirLock",
+    "NodeError",
+    "RootCredentials",
+    "ensure_root_credentials",
+    "run_node",
+    "serve",
+    "tune_malloc",
+]
+
+log = logging.getLogger("tessera.server")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+READY_PREFIX = "Tessera listening on"
+"""Start of the line printed once the node accepts requests: ``<prefix> URL``."""
+LOCK_FILE = "LOCK"
+CREDENTIALS_FILE = "root-credentials.toml"
+VOLUME_ID_FILE = "tessera-volume.toml"
+MAX_HEADER_SIZE = 16 * 1024
+"""Longest request line and longest header field accepted (aiohttp default: 8190).
+Longer ones are refused with 400 before any handler runs."""
+
+CANCEL_TIMEOUT = 1.0
+"""Seconds handlers get to unwind after being cancelled at the end of a shutdown."""
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MALLOC_TUNING: Sequence[tuple[int, int, str]] = (
+    (M_MMAP_THRESHOLD, 64 << 20, "MALLOC_MMAP_THRESHOLD_"),
+    (M_TRIM_THRESHOLD, 256 << 20, "MALLOC_TRIM_THRESHOLD_"),
+)
+"""glibc ``mallopt`` settings: large buffers are kept by the allocator between requests
+instead of returned to the kernel, because a fresh page costs ~5 µs to touch on these
+machines (shared notes, measured-ec-hashing-memory.md §0). An operator's own
+``MALLOC_*_`` environment variable wins."""
+
+
+class NodeError(Exception):
+    """The node cannot start (data directory in use, unreadable credentials, port taken,
+    bad TLS files...). ``str(error)`` is a complete message for the operator."""
+
+
+# ---------------------------------------------------------------- data dir lock
+
+
+class DataDirLock:
+    """Exclusive, advisory ``flock`` on a file, held until :meth:`release` or exit.
+
+    The file is never deleted (deleting would let two processes lock two different
+    inodes); it holds the pid of the current holder for the error message.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise NodeError naming the holder's pid."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise NodeError(
+                f"data directory {self.path.parent} is in use by another Tessera server "
+                f"(pid {holder}); stop that server or choose another --data directory"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Drop the lock (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+# ------------------------------------------------------------ root credentials
+
+
+@dataclass(frozen=True, slots=True)
+class RootCredentials:
+    access_key: str
+    secret_key: str
+    source: Literal["config", "file", "generated"]
+
+
+def ensure_root_credentials(cfg: Config) -> RootCredentials:
+    """The root account's key: configured ones win; otherwise the ones stored in
+    ``<data>/root-credentials.toml``; otherwise new random ones, stored there (mode
+    0600, written atomically) so later starts reuse them. Raises NodeError when the
+    stored file cannot be read."""
+    configured = cfg.root_credentials
+    if configured is not None:
+        return RootCredentials(*configured, source="config")
+    path = cfg.data_dir / CREDENTIALS_FILE
+    if path.exists():
+        try:
+            doc = tomllib.loads(path.read_text())
+            access_key, secret_key = str(doc["access_key"]), str(doc["secret_key"])
+        except (OSError, tomllib.TOMLDecodeError, KeyError) as e:
+            raise NodeError(
+                f"cannot read root credentials from {path} ({e}); fix or delete the file "
+                "(deleting it generates new credentials)"
+            ) from None
+        return RootCredentials(access_key, secret_key, source="file")
+    access_key, secret_key = new_access_key_id(), new_secret_key()
+    _write_private(
+        path,
+        "# Root credentials of this Tessera data directory, generated on first start.\n"
+        f'access_key = "{access_key}"\nsecret_key = "{secret_key}"\n',
+    )
+    return RootCredentials(access_key, secret_key, source="generated")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically and durably, readable by the owner only."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------- volumes
+
+
+def volume_id(disk: Path, index: int) -> str:
+    """The stable id of the volume in ``disk``, read from its ``tessera-volume.toml``
+    and created on first use. Manifests name volumes by this id, so the id moves with
+    the directory, not with its position in the configured list."""
+    disk.mkdir(parents=True, exist_ok=True)
+    path = disk / VOLUME_ID_FILE
+    if path.exists():
+        try:
+            return str(tomllib.loads(path.read_text())["id"])
+        except (OSError, tomllib.TOMLDecodeError, KeyError) as e:
+            raise NodeError(f"cannot read the volume id in {path} ({e})") from None
+    vid = f"disk{index}-{secrets.token_hex(4)}"
+    _write_private(path, f'# Identity of this Tessera block volume; do not edit.\nid = "{vid}"\n')
+    return vid
+
+
+def _open_volumes(disks: Sequence[Path]) -> list[LocalVolume]:
+    ids = [volume_id(disk, i) for i, disk in enumerate(disks)]
+    if len(set(ids)) != len(ids):
+        raise NodeError(
+            "two disks carry the same volume id (was a disk directory copied?): "
+            + ", ".join(f"{d} = {v}" for d, v in zip(disks, ids, strict=True))
+        )
+    return [LocalVolume(disk, vid) for disk, vid in zip(disks, ids, strict=True)]
+
+
+# ------------------------------------------------------------------------ node
+
+
+def _tls_context(cfg: Config) -> ssl.SSLContext | None:
+    cert, key = cfg.server.tls_cert, cfg.server.tls_key
+    if cert is None or key is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        raise NodeError(f"cannot load TLS certificate {cert} / key {key}: {e}") from None
+    return ctx
+
+
+class _Drain:
+    """Graceful stop for aiohttp: tracks the connections running a request (through
+    :attr:`middleware`, installed outermost) and, on :meth:`__call__`, stops the
+    site, then closes connections as they become idle, for up to ``timeout`` s."""
+
+    POLL = 0.05
+
+    def __init__(self, runner: web.AppRunner, timeout: float) -> None:
+        self.runner = runner
+        self.timeout = timeout
+        self.busy: Counter[object] = Counter()
+
+        @web.middleware
+        async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
+            protocol = request.protocol
+            self.busy[protocol] += 1
+            try:
+                return await handler(request)
+            finally:
+                self.busy[protocol] -= 1
+                if self.busy[protocol] <= 0:
+                    del self.busy[protocol]
+
+        self.middleware = track
+
+    async def __call__(self, site: web.BaseSite) -> None:
+        await site.stop()  # no new connections
+        server = self.runner.server
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        while True:
+            for connection in list(server.connections if server else ()):
+                if connection not in self.busy:
+                    connection.close()  # idle keep-alive: close now
+            if not self.busy:
+                return
+            if asyncio.get_running_loop().time() >= deadline:
+                log.warning(
+                    "%d request(s) still running after %g s; closing their connections",
+                    sum(self.busy.values()),
+                    self.timeout,
+                )
+                return
+            await asyncio.sleep(self.POLL)
+
+
+def _url(scheme: str, host: str, port: int) -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def _announce(creds: RootCredentials, data_dir: Path) -> None:
+    print(f"Tessera {__version__}, data directory {data_dir}", flush=True)
+    print(f"Root access key: {creds.access_key}", flush=True)
+    if creds.source == "config":
+        # Echoing a secret the operator already set would only copy it into logs.
+        print("Root secret key: (as configured)", flush=True)
+    else:
+        print(f"Root secret key: {creds.secret_key}", flush=True)
+        print(f"  (stored in {data_dir / CREDENTIALS_FILE})", flush=True)
+
+
+async def run_node(cfg: Config, *, on_ready: Callable[[str], None] | None = None) -> None:
+    """Start the node described by ``cfg`` and serve until SIGTERM or SIGINT.
+
+    Returns after a clean shutdown. ``on_ready`` receives the base URL once the
+    socket accepts requests (after the ready line is printed). Raises NodeError when
+    the node cannot start; whatever was opened is closed again first.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log.warning("%s received again; shutdown already in progress", name)
+            return
+        log.info(
+            "%s received: finishing in-flight requests (up to %g s)",
+            name,
+            cfg.server.shutdown_timeout,
+        )
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    data_dir = cfg.data_dir
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NodeError(f"cannot create data directory {data_dir}: {e.strerror}") from None
+    lock = DataDirLock(data_dir / LOCK_FILE)
+    try:
+        lock.acquire()
+        creds = ensure_root_credentials(cfg)
+        _announce(creds, data_dir)
+        async with contextlib.AsyncExitStack() as stack:
+            url = await _start(cfg, creds, stack)
+            print(f"{READY_PREFIX} {url}", flush=True)
+            if on_ready is not None:
+                on_ready(url)
+            await stop.wait()
+        log.info("Tessera stopped")
+    finally:
+        lock.release()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+async def _start(cfg: Config, creds: RootCredentials, stack: contextlib.AsyncExitStack) -> str:
+    """Build and start everything; register each closer on ``stack`` as soon as its
+    object exists. Returns the base URL."""
+    ssl_context = _tls_context(cfg)
+    async with contextlib.AsyncExitStack() as stores:
+        meta = await SqlMetadataStore.connect(cfg.meta_url, migrate=True)
+        stores.push_async_callback(meta.close)
+        data = LocalDataStore(
+            _open_volumes(cfg.disk_dirs),
+            segment_size=cfg.storage.segment_size,
+            inline_threshold=cfg.storage.inline_threshold,
+        )
+        stores.push_async_callback(data.close)
+        service = ObjectService(
+            meta,
+            data,
+            options=CoreOptions(
+                region=cfg.gateway.region, default_policy=cfg.storage.default_policy
+            ),
+        )
+        stores.pop_all()  # from here on, service.close() closes both stores
+    stack.push_async_callback(service.close)
+    await service.ensure_account(
+        ROOT_ACCOUNT_ID, ROOT_ACCOUNT_ID, [(creds.access_key, creds.secret_key)]
+    )
+    for account in cfg.auth.accounts:
+        await service.ensure_account(
+            account.id,
+            account.display_name or account.id,
+            [(account.access_key, account.secret_key)],
+            email=account.email,
+        )
+    app = make_app(
+        service,
+        GatewayOptions(
+            region=cfg.gateway.region,
+            virtual_host_domains=tuple(cfg.gateway.virtual_host_domains),
+            max_clock_skew=cfg.gateway.max_clock_skew,
+        ),
+    )
+    runner = web.AppRunner(
+        app,
+        # Only what is left after _Drain: requests that outlived shutdown_timeout.
+        shutdown_timeout=CANCEL_TIMEOUT,
+        max_line_size=MAX_HEADER_SIZE,
+        max_field_size=MAX_HEADER_SIZE,
+    )
+    drain = _Drain(runner, cfg.server.shutdown_timeout)
+    app.middlewares.insert(0, drain.middleware)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    host, port = cfg.server.address
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as e:
+        raise NodeError(f"cannot listen on {cfg.server.listen}: {e.strerror or e}") from None
+    stack.push_async_callback(drain, site)  # runs before runner.cleanup
+    bound_port = int(runner.addresses[0][1])
+    return _url("https" if ssl_context else "http", host, bound_port)
+
+
+# --------------------------------------------------------------- process entry
+
+
+def tune_malloc() -> None:
+    """Apply :data:`MALLOC_TUNING` through glibc ``mallopt`` (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    for param, value, env_name in MALLOC_TUNING:
+        if env_name in os.environ:
+            continue
+        if mallopt(ctypes.c_int(param), ctypes.c_int(value)) != 1:
+            log.debug("mallopt(%d, %d) refused", param, value)
+
+
+def serve(cfg: Config) -> None:
+    """Process entry point: configure logging, tune malloc, run :func:`run_node` on
+    uvloop when it is installed (asyncio otherwise). Raises NodeError."""
+    logging.basicConfig(
+        level=cfg.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    tune_malloc()
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        pass
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(run_node(cfg))

@@ -11,8 +11,10 @@ Contracts every implementation honours (checked by ``tests/contract``):
   block twice counts two). References are added and released in the same
   transaction as the rows that hold them. A pair whose count drops to zero is
   remembered with the time it dropped, for garbage collection after a delay.
-* Records returned by listings carry ``inline=None`` (content is not loaded);
-  ``get_version`` returns the full record including inline data and manifest.
+* Records returned by listings carry ``inline=None`` (content is not loaded)
+  and an empty manifest, headers, user_metadata and tags (only what listings
+  show is read); ``get_version`` returns the full record including inline
+  data and manifest.
 * Missing things raise the domain errors named in each docstring; nothing
   returns None for "missing" unless the docstring says so.
 """

@@ -1,0 +1,837 @@
+"""Contract suite of :class:`tessera.meta.store.MetadataStore`.
+
+Every test runs against every implementation: SQLite (a file in ``tmp_path``)
+and PostgreSQL (a throwaway server started once per session from the
+PostgreSQL 15 binaries, one fresh schema per test; skipped when the binaries
+are absent). The last section checks SQL-specific promises: migrations match
+the live schema, and listings are index seeks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tessera.common.clock import FakeClock
+from tessera.meta.sql import SqlMetadataStore
+from tessera.meta.sql.migrate import SchemaOutOfDate
+from tessera.meta.store import MetadataStore
+from tessera.model.errors import (
+    AccessKeyNotFound,
+    AccountAlreadyExists,
+    AccountNotFound,
+    BucketAlreadyExists,
+    BucketAlreadyOwnedByYou,
+    BucketNotEmpty,
+    BucketNotFound,
+    ObjectNotFound,
+    UploadNotFound,
+    VersionNotFound,
+)
+from tessera.model.manifest import FragmentRef, Manifest, Segment
+from tessera.model.records import AccessKey, Account, Bucket, ObjectVersion, Part, Upload
+
+PG_BIN = Path(os.environ.get("TESSERA_PG_BIN", "/usr/lib/postgresql/15/bin"))
+T0 = 1_700_000_000.0
+ORDER_KEYS = [
+    "a",
+    "a/b",
+    "a!",
+    "a\nb",
+    "a\x7f",
+    "A",
+    "b",
+    "é",
+    "\u00ff",
+    "\u0100",
+    "\uffef",
+    "\ue000",
+    "\U0001f600",
+    "\U0001f600/x",
+    "\U0010ffff",
+    "z z",
+    "0",
+]
+
+
+# -- PostgreSQL server (one per session) ---------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """URL of a throwaway PostgreSQL server (fsync off: it holds test data only)."""
+    if not (PG_BIN / "initdb").exists() or not (PG_BIN / "pg_ctl").exists():
+        pytest.skip(f"PostgreSQL binaries not found in {PG_BIN}")
+    base = Path(tempfile.mkdtemp(prefix="tessera-pg-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user for initdb")
+        os.chown(base, user.pw_uid, user.pw_gid)
+        prefix = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+    data, port = base / "data", _free_port()
+
+    def run(*args: str) -> None:
+        subprocess.run([*prefix, *args], check=True, capture_output=True, timeout=60)
+
+    run(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "tessera",
+        "-E", "UTF8", "--locale=C", "--no-sync")  # fmt: skip
+    options = f"-h 127.0.0.1 -p {port} -k '' -c fsync=off -c full_page_writes=off"
+    run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-o", options,
+        "-w", "start")  # fmt: skip
+    try:
+        yield f"postgresql+psycopg://tessera@127.0.0.1:{port}/postgres"
+    finally:
+        with contextlib.suppress(Exception):
+            run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _pg_schema_url(pg_url: str) -> str:
+    """A fresh, empty schema of the session server, as the URL's search_path."""
+    schema = "t_" + uuid.uuid4().hex[:12]
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    engine.dispose()
+    return f"{pg_url}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'meta.db'}"
+    return _pg_schema_url(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+async def store(db_url: str, clock: FakeClock) -> AsyncIterator[SqlMetadataStore]:
+    s = await SqlMetadataStore.connect(db_url, clock=clock)
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def bucket(store: MetadataStore) -> str:
+    await store.create_account(Account("acct", "Account", T0))
+    await store.create_bucket(Bucket("bkt", "acct", T0))
+    return "bkt"
+
+
+# -- record helpers ---------------------------------------------------------------------------
+def manifest(*refs: tuple[str, str]) -> Manifest:
+    """One segment per ``(volume, block)``."""
+    return Manifest(
+        tuple(Segment(10, "plain", f"h-{b}", (FragmentRef(0, b, 10, v, 7),)) for v, b in refs)
+    )
+
+
+def ver(
+    key: str,
+    vid: str = "null",
+    *refs: tuple[str, str],
+    bucket: str = "bkt",
+    marker: bool = False,
+    size: int = 10,
+    inline: bytes | None = None,
+) -> ObjectVersion:
+    return ObjectVersion(
+        bucket,
+        key,
+        vid,
+        T0,
+        size=0 if marker else size,
+        etag="" if marker else "e",
+        delete_marker=marker,
+        inline=inline,
+        manifest=manifest(*refs),
+    )
+
+
+async def refcounts(store: MetadataStore, *blocks: str) -> list[int]:
+    return [await store.block_refcount("v1", b) for b in blocks]
+
+
+def ids(items: list[ObjectVersion]) -> list[tuple[str, str]]:
+    return [(v.key, v.version_id) for v in items]
+
+
+async def check_latest(store: MetadataStore, bucket: str, key: str) -> None:
+    """Exactly the newest version of ``key`` is latest, and get_version agrees."""
+    vs = [v for v in await store.list_versions(bucket, key, limit=100000) if v.key == key]
+    assert [v.is_latest for v in vs] == [True] + [False] * (len(vs) - 1)
+    got = await store.get_version(bucket, key)
+    assert (got.version_id, got.is_latest) == (vs[0].version_id, True)
+
+
+# -- accounts and keys -------------------------------------------------------------------------
+async def test_accounts(store: MetadataStore) -> None:
+    b = Account("b-id", "Bee", T0, email="b@x", properties={"quota": "10", "ü": "✓"})
+    await store.create_account(b)
+    await store.create_account(Account("a-id", "Ay", T0 + 1))
+    assert await store.get_account("b-id") == b
+    assert [a.id for a in await store.list_accounts()] == ["a-id", "b-id"]
+    with pytest.raises(AccountAlreadyExists):
+        await store.create_account(Account("b-id", "Other", T0))
+    assert (await store.get_account("b-id")).display_name == "Bee"
+    with pytest.raises(AccountNotFound):
+        await store.get_account("nope")
+    with pytest.raises(AccountNotFound):
+        await store.delete_account("nope")
+    await store.put_access_key(AccessKey("K1", "s", "a-id", T0))
+    await store.delete_account("a-id")
+    with pytest.raises(AccountNotFound):
+        await store.get_account("a-id")
+    with pytest.raises(AccessKeyNotFound):
+        await store.get_access_key("K1")
+    assert [a.id for a in await store.list_accounts()] == ["b-id"]
+
+
+async def test_delete_account_owning_buckets(store: MetadataStore) -> None:
+    await store.create_account(Account("acct", "A", T0))
+    await store.create_bucket(Bucket("bkt", "acct", T0))
+    with pytest.raises(BucketNotEmpty):
+        await store.delete_account("acct")
+    await store.delete_bucket("bkt")
+    await store.delete_account("acct")
+
+
+async def test_access_keys(store: MetadataStore) -> None:
+    with pytest.raises(AccountNotFound):
+        await store.put_access_key(AccessKey("K0", "s", "ghost", T0))
+    await store.create_account(Account("a", "A", T0))
+    await store.create_account(Account("b", "B", T0))
+    assert await store.list_access_keys("a") == []
+    await store.put_access_key(AccessKey("K2", "s2", "a", T0 + 2))
+    await store.put_access_key(AccessKey("K1", "s1", "a", T0 + 1))
+    await store.put_access_key(AccessKey("K3", "s3", "a", T0 + 3))
+    assert [k.access_key_id for k in await store.list_access_keys("a")] == ["K1", "K2", "K3"]
+    moved = AccessKey("K2", "new", "b", T0 + 5, enabled=False)
+    await store.put_access_key(moved)
+    assert await store.get_access_key("K2") == moved
+    assert [k.access_key_id for k in await store.list_access_keys("b")] == ["K2"]
+    await store.delete_access_key("K1")
+    with pytest.raises(AccessKeyNotFound):
+        await store.delete_access_key("K1")
+    with pytest.raises(AccessKeyNotFound):
+        await store.get_access_key("K1")
+    assert [k.access_key_id for k in await store.list_access_keys("a")] == ["K3"]
+
+
+# -- buckets -----------------------------------------------------------------------------------
+async def test_bucket_conflicts(store: MetadataStore) -> None:
+    await store.create_account(Account("a", "A", T0))
+    await store.create_account(Account("b", "B", T0))
+    await store.create_bucket(Bucket("bkt", "a", T0, versioning="enabled"))
+    with pytest.raises(BucketAlreadyOwnedByYou):
+        await store.create_bucket(Bucket("bkt", "a", T0 + 1))
+    with pytest.raises(BucketAlreadyExists):
+        await store.create_bucket(Bucket("bkt", "b", T0 + 1))
+    got = await store.get_bucket("bkt")
+    assert (got.owner, got.versioning, got.created) == ("a", "enabled", T0)
+
+
+async def test_bucket_get_list_update(store: MetadataStore) -> None:
+    for name, owner in [("zeta", "a"), ("alpha", "b"), ("mid", "a")]:
+        await store.create_bucket(Bucket(name, owner, T0))
+    assert [b.name for b in await store.list_buckets()] == ["alpha", "mid", "zeta"]
+    assert [b.name for b in await store.list_buckets("a")] == ["mid", "zeta"]
+    assert await store.list_buckets("nobody") == []
+    old = await store.get_bucket("mid")
+    new = replace(
+        old,
+        versioning="suspended",
+        policy="rep/n=3",
+        object_lock=True,
+        tags={"t": "1"},
+        config={"cors": "<CORSConfiguration/>", "policy": '{"a": "é"}'},
+    )
+    await store.update_bucket(new)
+    assert await store.get_bucket("mid") == new
+    with pytest.raises(BucketNotFound):
+        await store.update_bucket(Bucket("ghost", "a", T0))
+    with pytest.raises(BucketNotFound):
+        await store.get_bucket("ghost")
+
+
+async def test_delete_bucket(store: MetadataStore, bucket: str) -> None:
+    with pytest.raises(BucketNotFound):
+        await store.delete_bucket("ghost")
+    await store.put_version(ver("k", "v1"))
+    with pytest.raises(BucketNotEmpty):
+        await store.delete_bucket(bucket)
+    await store.put_version(ver("k", "m1", marker=True))
+    await store.delete_version(bucket, "k", "v1")
+    with pytest.raises(BucketNotEmpty):  # only a delete marker left
+        await store.delete_bucket(bucket)
+    await store.delete_version(bucket, "k", "m1")
+    await store.create_upload(Upload(bucket, "k", "u1", T0, "acct"))
+    with pytest.raises(BucketNotEmpty):
+        await store.delete_bucket(bucket)
+    await store.abort_upload(bucket, "u1")
+    await store.delete_bucket(bucket)
+    with pytest.raises(BucketNotFound):
+        await store.get_bucket(bucket)
+
+
+# -- versions ---------------------------------------------------------------------------------
+async def test_put_get_full_record(store: MetadataStore, bucket: str) -> None:
+    v = ObjectVersion(
+        bucket,
+        "dir/ключ\n😀",
+        "v1",
+        T0 + 0.25,
+        size=1234,
+        etag="abc-2",
+        is_latest=False,  # ignored on writes
+        content_type="text/plain; charset=utf-8",
+        headers={"content-encoding": "gzip", "cache-control": "no-cache"},
+        user_metadata={"owner": "émile", "empty": ""},
+        tags={"k": "v"},
+        checksums={"CRC32": "AAAAAA==-2"},
+        storage_class="STANDARD_IA",
+        owner="acct",
+        manifest=manifest(("v1", "b1"), ("v2", "b2")),
+        part_sizes=(1000, 234),
+    )
+    assert await store.put_version(v) is None
+    assert await store.get_version(bucket, v.key) == replace(v, is_latest=True)
+    assert await store.get_version(bucket, v.key, "v1") == replace(v, is_latest=True)
+    small = ver("small", "null", inline=b"\x00\xffdata")
+    await store.put_version(small)
+    assert (await store.get_version(bucket, "small")).inline == b"\x00\xffdata"
+    [listed] = await store.list_latest(bucket, "small")
+    assert listed == replace(small, inline=None)  # listing records: no content
+    [listed] = await store.list_versions(bucket, "small")
+    assert listed == replace(small, inline=None)
+    [listed] = await store.list_latest(bucket, "dir/")
+    assert (listed.checksums, listed.owner, listed.storage_class) == (
+        {"CRC32": "AAAAAA==-2"},
+        "acct",
+        "STANDARD_IA",
+    )
+    assert (listed.last_modified, listed.is_latest, listed.delete_marker) == (
+        T0 + 0.25,
+        True,
+        False,
+    )
+
+
+async def test_put_version_missing_bucket(store: MetadataStore) -> None:
+    with pytest.raises(BucketNotFound):
+        await store.put_version(ver("k", "v1", ("v1", "b1"), bucket="ghost"))
+    assert await refcounts(store, "b1") == [0]
+
+
+async def test_get_version_errors(store: MetadataStore, bucket: str) -> None:
+    with pytest.raises(ObjectNotFound):
+        await store.get_version(bucket, "k")
+    with pytest.raises(VersionNotFound):
+        await store.get_version(bucket, "k", "v1")
+    await store.put_version(ver("k", "v1"))
+    with pytest.raises(VersionNotFound):
+        await store.get_version(bucket, "k", "v2")
+    with pytest.raises(VersionNotFound):
+        await store.get_version(bucket, "other", "v1")
+
+
+async def test_null_version_replacement(store: MetadataStore, bucket: str) -> None:
+    first = ver("k", "null", ("v1", "b1"), ("v1", "shared"))
+    assert await store.put_version(first) is None
+    second = ver("k", "null", ("v1", "b2"), ("v1", "shared"), size=99)
+    displaced = await store.put_version(second)
+    assert displaced == first
+    assert await refcounts(store, "b1", "b2", "shared") == [0, 1, 1]
+    assert ids(await store.list_versions(bucket)) == [("k", "null")]
+    assert (await store.get_version(bucket, "k")).size == 99
+
+
+async def test_null_version_deep_in_history(store: MetadataStore, bucket: str) -> None:
+    await store.put_version(ver("k", "v1"))
+    await store.put_version(ver("k", "null", ("v1", "old")))
+    await store.put_version(ver("k", "v2"))
+    displaced = await store.put_version(ver("k", "null", ("v1", "new")))
+    assert displaced is not None and displaced.is_latest is False
+    assert ids(await store.list_versions(bucket)) == [("k", "null"), ("k", "v2"), ("k", "v1")]
+    await check_latest(store, bucket, "k")
+    assert await refcounts(store, "old", "new") == [0, 1]
+
+
+async def test_delete_markers_and_promotion(store: MetadataStore, bucket: str) -> None:
+    await store.put_version(ver("k", "v1", ("v1", "b1")))
+    await store.put_version(ver("k", "v2", ("v1", "b2")))
+    await store.put_version(ver("k", "m3", marker=True))
+    latest = await store.get_version(bucket, "k")
+    assert (latest.version_id, latest.delete_marker, latest.is_latest) == ("m3", True, True)
+    assert await store.list_latest(bucket) == []
+    assert (await store.get_version(bucket, "k", "v2")).is_latest is False
+    removed = await store.delete_version(bucket, "k", "m3")
+    assert (removed.version_id, removed.delete_marker, removed.is_latest) == ("m3", True, True)
+    assert ids(await store.list_latest(bucket)) == [("k", "v2")]
+    await check_latest(store, bucket, "k")
+    removed = await store.delete_version(bucket, "k", "v1")  # not latest: nothing moves
+    assert removed.is_latest is False
+    assert await refcounts(store, "b1", "b2") == [0, 1]
+    await check_latest(store, bucket, "k")
+    await store.put_version(ver("k", "v4"))
+    await store.delete_version(bucket, "k", "v4")
+    await check_latest(store, bucket, "k")
+    assert (await store.get_version(bucket, "k")).version_id == "v2"
+    await store.delete_version(bucket, "k", "v2")
+    with pytest.raises(ObjectNotFound):
+        await store.get_version(bucket, "k")
+    with pytest.raises(VersionNotFound):
+        await store.delete_version(bucket, "k", "v2")
+    assert await refcounts(store, "b1", "b2") == [0, 0]
+
+
+async def test_update_version(store: MetadataStore, bucket: str) -> None:
+    await store.put_version(ver("k", "v1", ("v1", "b1")))
+    await store.put_version(ver("k", "v2"))
+    old = await store.get_version(bucket, "k", "v1")
+    changed = replace(
+        old,
+        tags={"a": "b"},
+        user_metadata={"m": "ü"},
+        headers={"content-language": "fr"},
+        content_type="image/png",
+        checksums={"SHA256": "x"},
+        size=1,  # not an updatable field
+        etag="zzz",
+    )
+    await store.update_version(changed)
+    got = await store.get_version(bucket, "k", "v1")
+    assert got == replace(changed, size=old.size, etag=old.etag)
+    assert ids(await store.list_versions(bucket)) == [("k", "v2"), ("k", "v1")]
+    assert await refcounts(store, "b1") == [1]
+    with pytest.raises(VersionNotFound):
+        await store.update_version(replace(changed, version_id="v9"))
+
+
+async def test_list_latest_byte_order(store: MetadataStore, bucket: str) -> None:
+    keys = ORDER_KEYS[:]
+    random.Random(7).shuffle(keys)
+    for k in keys:
+        await store.put_version(ver(k))
+    expected = sorted(keys, key=lambda k: k.encode())
+    assert [v.key for v in await store.list_latest(bucket)] == expected
+    paged, after = [], None
+    while page := await store.list_latest(bucket, after=after, limit=3):
+        paged += [v.key for v in page]
+        after = page[-1].key
+    assert paged == expected
+
+    def starting(p: str) -> list[str]:
+        return [k for k in expected if k.startswith(p)]
+
+    for prefix in ["a", "a/", "é", "\U0001f600", "\U0010ffff", "\uffef", "zz", "A"]:
+        assert [v.key for v in await store.list_latest(bucket, prefix)] == starting(prefix)
+    assert [v.key for v in await store.list_latest(bucket, "a", after="a!")] == [
+        k for k in starting("a") if k.encode() > b"a!"
+    ]
+    assert [v.key for v in await store.list_latest(bucket, "é", after="a")] == ["é"]
+    assert await store.list_latest(bucket, "a", after="b") == []
+    assert await store.list_latest(bucket, limit=0) == []
+    assert [v.key for v in await store.list_latest(bucket, after="\U0001f600")] == [
+        "\U0001f600/x",
+        "\U0010ffff",
+    ]
+
+
+async def test_list_latest_skips_hidden(store: MetadataStore, bucket: str) -> None:
+    for i in range(5):
+        await store.put_version(ver(f"k{i}", "v1"))
+        await store.put_version(ver(f"k{i}", "v2", size=i))
+    await store.put_version(ver("k1", "m", marker=True))
+    await store.put_version(ver("k3", "m", marker=True))
+    live = await store.list_latest(bucket)
+    assert ids(live) == [("k0", "v2"), ("k2", "v2"), ("k4", "v2")]
+    assert await store.count_objects(bucket) == (3, 0 + 2 + 4)
+    assert await store.count_objects("empty-or-missing") == (0, 0)
+
+
+async def test_list_versions(store: MetadataStore, bucket: str) -> None:
+    await store.put_version(ver("b", "b1"))
+    await store.put_version(ver("a", "a1"))
+    await store.put_version(ver("a", "a2"))
+    await store.put_version(ver("c", "c1"))
+    await store.put_version(ver("a", "am", marker=True))
+    await store.put_version(ver("b", "b2"))
+    await store.put_version(ver("é", "e1"))
+    full = await store.list_versions(bucket)
+    expected = [
+        ("a", "am"),
+        ("a", "a2"),
+        ("a", "a1"),
+        ("b", "b2"),
+        ("b", "b1"),
+        ("c", "c1"),
+        ("é", "e1"),
+    ]
+    assert ids(full) == expected
+    assert [(v.is_latest, v.delete_marker) for v in full[:3]] == [
+        (True, True),
+        (False, False),
+        (False, False),
+    ]
+    assert all(v.inline is None and not v.manifest.segments for v in full)
+    paged: list[tuple[str, str]] = []
+    after_key: str | None = None
+    after_version: str | None = None
+    while page := await store.list_versions(bucket, "", after_key, after_version, limit=2):
+        paged += ids(page)
+        after_key, after_version = page[-1].key, page[-1].version_id
+    assert paged == expected
+    assert ids(await store.list_versions(bucket, "", "a", "a2")) == expected[2:]
+    assert ids(await store.list_versions(bucket, "", "a", "zzz")) == expected[3:]  # unknown version
+    assert ids(await store.list_versions(bucket, "", "a")) == expected[3:]
+    assert ids(await store.list_versions(bucket, "b")) == expected[3:5]
+    assert ids(await store.list_versions(bucket, "b", "b", "b2")) == [("b", "b1")]
+    assert ids(await store.list_versions(bucket, "b", "a", "a2")) == expected[3:5]
+    assert ids(await store.list_versions(bucket, "", "a", "am", limit=1)) == [("a", "a2")]
+    assert await store.list_versions(bucket, limit=0) == []
+
+
+# -- multipart ------------------------------------------------------------------------------
+def part(upload_id: str, number: int, *refs: tuple[str, str], etag: str = "p") -> Part:
+    return Part(upload_id, number, 10 * len(refs), etag, T0, md5=b"\x01" * 16,
+                checksums={"CRC32C": "abc"}, manifest=manifest(*refs))  # fmt: skip
+
+
+async def test_uploads(store: MetadataStore, bucket: str) -> None:
+    with pytest.raises(BucketNotFound):
+        await store.create_upload(Upload("ghost", "k", "u0", T0, "acct"))
+    await store.create_bucket(Bucket("other", "acct", T0))
+    u = Upload(bucket, "k", "u1", T0, "acct", content_type="text/x", headers={"a": "b"},
+               user_metadata={"m": "1"}, tags={"t": "2"}, storage_class="GLACIER",
+               policy="ec/k=4,m=2", checksum_algorithm="CRC32", checksum_type="COMPOSITE")  # fmt: skip
+    await store.create_upload(u)
+    assert await store.get_upload(bucket, "u1") == u
+    with pytest.raises(UploadNotFound):
+        await store.get_upload("other", "u1")
+    with pytest.raises(UploadNotFound):
+        await store.get_upload(bucket, "nope")
+    for key, uid in [("b", "u2"), ("k", "u3"), ("a", "u4"), ("k", "u0"), ("é", "u5")]:
+        await store.create_upload(Upload(bucket, key, uid, T0, "acct"))
+    await store.create_upload(Upload("other", "k", "u9", T0, "acct"))
+
+    def uids(us: list[Upload]) -> list[str]:
+        return [x.upload_id for x in us]
+
+    assert uids(await store.list_uploads(bucket)) == ["u4", "u2", "u1", "u3", "u0", "u5"]
+    assert uids(await store.list_uploads(bucket, "k")) == ["u1", "u3", "u0"]
+    assert uids(await store.list_uploads(bucket, key_marker="b")) == ["u1", "u3", "u0", "u5"]
+    assert uids(await store.list_uploads(bucket, "", "k", "u3")) == ["u0", "u5"]
+    assert uids(await store.list_uploads(bucket, "", "k", "unknown")) == ["u5"]
+    assert uids(await store.list_uploads(bucket, limit=2)) == ["u4", "u2"]
+    assert uids(await store.list_uploads(bucket, "", "k", "u1", limit=1)) == ["u3"]
+
+
+async def test_parts(store: MetadataStore, bucket: str) -> None:
+    with pytest.raises(UploadNotFound):
+        await store.put_part(part("nope", 1, ("v1", "x")))
+    assert await refcounts(store, "x") == [0]
+    await store.create_upload(Upload(bucket, "k", "u1", T0, "acct"))
+    p1 = part("u1", 1, ("v1", "a"), ("v1", "a"))
+    assert await store.put_part(p1) is None
+    assert await refcounts(store, "a") == [2]
+    p1b = part("u1", 1, ("v1", "b"), etag="second")
+    assert await store.put_part(p1b) == p1
+    assert await refcounts(store, "a", "b") == [0, 1]
+    inline_part = replace(part("u1", 3), inline=b"tiny")
+    await store.put_part(inline_part)
+    await store.put_part(part("u1", 2, ("v1", "c")))
+    assert [p.number for p in await store.list_parts("u1")] == [1, 2, 3]
+    assert await store.list_parts("u1") == [p1b, part("u1", 2, ("v1", "c")), inline_part]
+    assert [p.number for p in await store.list_parts("u1", after=1, limit=1)] == [2]
+    assert await store.list_parts("u1", after=3) == []
+    assert await store.list_parts("nope") == []
+
+
+async def test_complete_upload(store: MetadataStore, bucket: str) -> None:
+    await store.put_version(ver("k", "null", ("v1", "old")))
+    await store.create_upload(Upload(bucket, "k", "u1", T0, "acct"))
+    await store.put_part(part("u1", 1, ("v1", "a"), ("v1", "b")))
+    await store.put_part(part("u1", 2, ("v1", "c")))
+    await store.put_part(part("u1", 3, ("v1", "unused")))
+    final = replace(ver("k", "null", ("v1", "a"), ("v1", "b"), ("v1", "c")), part_sizes=(20, 10))
+    with pytest.raises(UploadNotFound):  # wrong bucket: nothing happens
+        await store.complete_upload("ghost", "u1", final)
+    displaced = await store.complete_upload(bucket, "u1", final)
+    assert displaced is not None and displaced.manifest == manifest(("v1", "old"))
+    assert await refcounts(store, "a", "b", "c", "unused", "old") == [1, 1, 1, 0, 0]
+    assert await store.get_version(bucket, "k") == final
+    assert await store.list_parts("u1") == []
+    with pytest.raises(UploadNotFound):
+        await store.get_upload(bucket, "u1")
+    with pytest.raises(UploadNotFound):
+        await store.complete_upload(bucket, "u1", final)
+    assert await refcounts(store, "a") == [1]
+
+
+async def test_abort_upload(store: MetadataStore, bucket: str) -> None:
+    await store.create_upload(Upload(bucket, "k", "u1", T0, "acct"))
+    await store.put_part(part("u1", 1, ("v1", "a"), ("v1", "shared")))
+    await store.put_version(ver("k", "v1", ("v1", "shared")))
+    with pytest.raises(UploadNotFound):
+        await store.abort_upload("ghost", "u1")
+    await store.abort_upload(bucket, "u1")
+    assert await refcounts(store, "a", "shared") == [0, 1]
+    with pytest.raises(UploadNotFound):
+        await store.abort_upload(bucket, "u1")
+    with pytest.raises(UploadNotFound):
+        await store.put_part(part("u1", 2))
+
+
+# -- block references and garbage -------------------------------------------------------------
+async def test_refcounts_and_repetition(store: MetadataStore, bucket: str) -> None:
+    assert await store.block_refcount("v1", "never") == 0
+    await store.put_version(ver("k1", "v1", ("v1", "x"), ("v1", "x"), ("v2", "x")))
+    await store.put_version(ver("k2", "v1", ("v1", "x")))
+    assert await refcounts(store, "x") == [3]
+    assert await store.block_refcount("v2", "x") == 1
+    await store.delete_version(bucket, "k1", "v1")
+    assert await refcounts(store, "x") == [1]
+    assert await store.block_refcount("v2", "x") == 0
+
+
+async def test_claim_garbage_timing(store: MetadataStore, bucket: str, clock: FakeClock) -> None:
+    await store.put_version(ver("k", "v1", ("v1", "early")))
+    await store.put_version(ver("k", "v2", ("v1", "late")))
+    await store.put_version(ver("k", "v3", ("v1", "kept")))
+    await store.delete_version(bucket, "k", "v1")  # "early" drops at T0
+    clock.advance(10)
+    await store.delete_version(bucket, "k", "v2")  # "late" drops at T0 + 10
+    assert await store.claim_garbage(T0) == []  # strictly before
+    assert await store.claim_garbage(T0 + 10) == [("v1", "early")]
+    assert await store.claim_garbage(T0 + 10) == []  # forgotten once claimed
+    # Re-referenced after dropping: not garbage; dropped again: a new time.
+    await store.put_version(ver("k", "v4", ("v1", "late")))
+    assert await store.claim_garbage(T0 + 100) == []
+    clock.advance(10)
+    await store.delete_version(bucket, "k", "v4")
+    assert await store.claim_garbage(T0 + 20) == []
+    assert await store.claim_garbage(T0 + 20.5) == [("v1", "late")]
+    assert await store.block_refcount("v1", "kept") == 1
+
+
+async def test_claim_garbage_limit_oldest_first(
+    store: MetadataStore, bucket: str, clock: FakeClock
+) -> None:
+    for i in range(5):
+        await store.put_version(ver(f"k{i}", "v", ("v1", f"g{i}")))
+    for i in (3, 1, 4, 0, 2):
+        clock.advance(1)
+        await store.delete_version(bucket, f"k{i}", "v")
+    assert sorted(await store.claim_garbage(T0 + 100, limit=2)) == [("v1", "g1"), ("v1", "g3")]
+    assert await store.claim_garbage(T0 + 100, limit=0) == []
+    assert sorted(await store.claim_garbage(T0 + 100)) == [("v1", "g0"), ("v1", "g2"), ("v1", "g4")]
+
+
+# -- concurrency --------------------------------------------------------------------------------
+async def test_concurrent_null_puts_one_key(store: MetadataStore, bucket: str) -> None:
+    n = 48
+    puts = [ver("hot", "null", ("v1", f"b{i}"), ("v1", "common")) for i in range(n)]
+    displaced = await asyncio.gather(*(store.put_version(v) for v in puts))
+    assert sum(d is None for d in displaced) == 1  # exactly the first committed
+    final = await store.get_version(bucket, "hot")
+    assert ids(await store.list_versions(bucket)) == [("hot", "null")]
+    survivors = [v for v in puts if v.manifest == final.manifest]
+    assert len(survivors) == 1
+    counts = await refcounts(store, *(f"b{i}" for i in range(n)))
+    assert sorted(counts) == [0] * (n - 1) + [1]
+    assert await refcounts(store, "common") == [1]
+
+
+async def test_concurrent_versioned_puts_and_deletes(store: MetadataStore, bucket: str) -> None:
+    n = 48
+    await asyncio.gather(
+        *(store.put_version(ver(f"k{i % 3}", f"v{i:03}", ("v1", "s"))) for i in range(n))
+    )
+    assert await refcounts(store, "s") == [n]
+    for k in ("k0", "k1", "k2"):
+        await check_latest(store, bucket, k)
+    assert len(await store.list_latest(bucket)) == 3
+    # Delete every version concurrently with new puts on the same keys.
+    doomed = await store.list_versions(bucket)
+    results = await asyncio.gather(
+        *(store.delete_version(bucket, v.key, v.version_id) for v in doomed),
+        *(store.put_version(ver(f"k{i}", f"new{i}", ("v1", "s"))) for i in range(3)),
+    )
+    assert len(results) == n + 3
+    assert ids(await store.list_latest(bucket)) == [("k0", "new0"), ("k1", "new1"), ("k2", "new2")]
+    for k in ("k0", "k1", "k2"):
+        await check_latest(store, bucket, k)
+    assert await refcounts(store, "s") == [3]
+
+
+async def test_failures_do_not_leak_into_concurrent_writes(
+    store: MetadataStore, bucket: str
+) -> None:
+    calls = []
+    for i in range(30):
+        if i % 3 == 0:
+            calls.append(store.put_version(ver(f"k{i}", "v", ("v1", f"x{i}"), bucket="ghost")))
+        elif i % 3 == 1:
+            calls.append(store.delete_version(bucket, "absent", "v"))
+        else:
+            calls.append(store.put_version(ver(f"k{i}", "v", ("v1", f"x{i}"))))
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, BucketNotFound) for r in results[0::3])
+    assert all(isinstance(r, VersionNotFound) for r in results[1::3])
+    assert all(r is None for r in results[2::3])
+    assert len(await store.list_latest(bucket)) == 10
+    assert await refcounts(store, *(f"x{i}" for i in range(30))) == [
+        int(i % 3 == 2) for i in range(30)
+    ]
+
+
+async def test_concurrent_parts_and_abort(store: MetadataStore, bucket: str) -> None:
+    await store.create_upload(Upload(bucket, "k", "u1", T0, "acct"))
+    replaced = await asyncio.gather(
+        *(store.put_part(part("u1", 1, ("v1", f"p{i}"))) for i in range(24))
+    )
+    assert sum(r is None for r in replaced) == 1
+    assert sorted(await refcounts(store, *(f"p{i}" for i in range(24)))) == [0] * 23 + [1]
+    # Parts racing an abort: each either fails or is released by the abort.
+    results = await asyncio.gather(
+        *(store.put_part(part("u1", n, ("v1", f"q{n}"))) for n in range(2, 20)),
+        store.abort_upload(bucket, "u1"),
+        *(store.put_part(part("u1", n, ("v1", f"q{n}"))) for n in range(20, 40)),
+        return_exceptions=True,
+    )
+    assert all(r is None or isinstance(r, UploadNotFound) for r in results)
+    assert await store.list_parts("u1") == []
+    assert await refcounts(store, *(f"q{n}" for n in range(2, 40))) == [0] * 38
+
+
+# -- SQL specifics: lifecycle, migrations, plans --------------------------------------------
+async def test_reopen_and_migrate_false(db_url: str, clock: FakeClock) -> None:
+    s = await SqlMetadataStore.connect(db_url, clock=clock)
+    await s.create_account(Account("a", "A", T0))
+    await s.close()
+    await s.close()  # idempotent
+    with pytest.raises(RuntimeError):
+        await s.get_account("a")
+    s = await SqlMetadataStore.connect(db_url, migrate=False)
+    assert (await s.get_account("a")).display_name == "A"
+    await s.close()
+
+
+async def test_migrate_false_on_empty_database(tmp_path: Path) -> None:
+    with pytest.raises(SchemaOutOfDate):
+        await SqlMetadataStore.connect(f"sqlite:///{tmp_path / 'empty.db'}", migrate=False)
+
+
+async def test_migrations_match_schema(store: SqlMetadataStore) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from tessera.meta.sql.schema import metadata
+
+    def diff(conn: sa.Connection) -> list[object]:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        return [d for d in compare_metadata(ctx, metadata) if "alembic_version" not in str(d)]
+
+    assert await store._db.read(diff) == []
+
+
+async def test_listings_are_index_seeks(store: SqlMetadataStore, bucket: str) -> None:
+    """The planner serves listings and lookups from the intended indexes, with
+    no sort step, exactly as the store compiles and runs them."""
+    from tessera.meta.sql import versions as v
+
+    queries = {
+        "ux_versions_live": v.listing(True, bucket, "a/", "a/m", 1000),
+        "ix_versions_order": v.listing(False, bucket, "a/", "a/m", 1000),
+        # On an empty table PostgreSQL may pick either index on (bucket, key...).
+        "_versions_": (v._GET_NAMED, {"b": bucket, "k": "a/x", "vid": "v"}),
+    }
+    dialect = store._db.dialect
+    pg = dialect.name == "postgresql"
+
+    def plans(conn: sa.Connection) -> dict[str, str]:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cur = raw.cursor()
+        if pg:
+            cur.execute("SET LOCAL enable_seqscan = off")
+        out = {}
+        for index, (stmt, params) in queries.items():
+            sql, defaults = dialect.compiled(stmt)
+            cur.execute(("EXPLAIN " if pg else "EXPLAIN QUERY PLAN ") + sql, {**defaults, **params})
+            out[index] = "\n".join(str(r[0] if pg else r[3]) for r in cur.fetchall())
+        return out
+
+    for index, plan in (await store._db.read(plans)).items():
+        assert index in plan and "Seq Scan" not in plan and "SCAN versions" not in plan, plan
+        assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
+
+
+async def test_sqlite_durability_settings(store: SqlMetadataStore) -> None:
+    if store._db.dialect.name != "sqlite":
+        pytest.skip("SQLite connection settings")
+
+    def pragmas(conn: sa.Connection) -> tuple[object, ...]:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        names = ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        return tuple(raw.execute(f"PRAGMA {n}").fetchone()[0] for n in names)
+
+    assert await store._db.read(pragmas) == ("wal", 2, 1, 10000)  # 2: FULL
+    assert await store._db.write(pragmas) == ("wal", 2, 1, 10000)
+
+
+async def test_sqlite_in_memory(clock: FakeClock) -> None:
+    s = await SqlMetadataStore.connect("sqlite://", clock=clock)
+    try:
+        await s.create_account(Account("acct", "A", T0))
+        await s.create_bucket(Bucket("bkt", "acct", T0))
+        await asyncio.gather(*(s.put_version(ver(f"k{i}")) for i in range(20)))
+        assert len(await s.list_latest("bkt")) == 20
+    finally:
+        await s.close()
+
+
+async def test_postgres_reconnects(store: SqlMetadataStore, bucket: str, db_url: str) -> None:
+    """Connections killed under the store are replaced; the call is retried."""
+    if store._db.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL connection loss")
+    await asyncio.gather(*(store.put_version(ver(f"k{i}")) for i in range(40)))
+    killer = sa.create_engine(db_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with killer.connect() as conn:
+        killed = conn.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND datname = current_database() "
+            "AND backend_type = 'client backend'"
+        ).scalar()
+    killer.dispose()
+    assert killed
+    await asyncio.gather(*(store.put_version(ver(f"k{i}", "v2")) for i in range(40)))
+    assert len(await store.list_versions(bucket)) == 80

@@ -67,8 +67,15 @@ def test_presigned_get_and_put(server, s3, bucket):
     url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "p"}, ExpiresIn=60)
     status, body, _ = _open(urllib.request.Request(url), server)
     assert (status, body) == (200, b"presigned!")
-    put_url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "up"}, ExpiresIn=60)
-    status, _, _ = _open(urllib.request.Request(put_url, data=b"uploaded", method="PUT"), server)
+    put_url = s3.generate_presigned_url(
+        "put_object",
+        Params={"Bucket": bucket, "Key": "up", "ContentType": "text/plain"},
+        ExpiresIn=60,
+    )
+    req = urllib.request.Request(
+        put_url, data=b"uploaded", method="PUT", headers={"Content-Type": "text/plain"}
+    )
+    status, _, _ = _open(req, server)
     assert status == 200
     assert s3.get_object(Bucket=bucket, Key="up")["Body"].read() == b"uploaded"
     tampered = url.replace(f"/{bucket}/p", f"/{bucket}/other")
@@ -86,9 +93,7 @@ def test_presigned_expired(server, s3, bucket):
     old = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=10)
     from unittest import mock
 
-    with mock.patch("botocore.auth.datetime") as dt:
-        dt.datetime.now.return_value = old.replace(tzinfo=None)
-        dt.datetime.utcnow.return_value = old.replace(tzinfo=None)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=old.replace(tzinfo=None)):
         signer.add_auth(req)
     status, body, _ = _open(urllib.request.Request(req.url), server)
     assert status == 403 and b"AccessDenied" in body
@@ -102,9 +107,7 @@ def test_clock_skew_refused(server, bucket):
     old = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=20)
     from unittest import mock
 
-    with mock.patch("botocore.auth.datetime") as dt:
-        dt.datetime.now.return_value = old.replace(tzinfo=None)
-        dt.datetime.utcnow.return_value = old.replace(tzinfo=None)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=old.replace(tzinfo=None)):
         signer.add_auth(req)
     status, body, _ = _open(urllib.request.Request(req.url, headers=dict(req.headers)), server)
     assert status == 403 and b"RequestTimeTooSkewed" in body

@@ -55,12 +55,16 @@ class DataStore(Protocol):
         """
         ...
 
-    def read(self, inline: bytes | None, manifest: Manifest, byte_range: ByteRange | None = None) -> ByteSource:
+    def read(
+        self, inline: bytes | None, manifest: Manifest, byte_range: ByteRange | None = None
+    ) -> ByteSource:
         """Stream the content (or the range of it). Raises DataCorruption or
         Unavailable from the iterator when no good copy of a segment can be read."""
         ...
 
-    async def delete_blocks(self, refs: Sequence[tuple[str, str]], *, older_than: float | None = None) -> int:
+    async def delete_blocks(
+        self, refs: Sequence[tuple[str, str]], *, older_than: float | None = None
+    ) -> int:
         """Delete the ``(volume, block)`` pairs; missing blocks are ignored. With
         ``older_than``, a block modified at or after that time is kept (it was
         written again). Returns how many were deleted."""

@@ -23,7 +23,7 @@ from tessera.gateway.body import Body
 from tessera.gateway.context import Ctx
 from tessera.gateway.errors import to_s3_error
 from tessera.gateway.handlers import HANDLERS
-from tessera.gateway.router import parse_query, route, split_target
+from tessera.gateway.router import parse_query, route, split_target, virtual_bucket
 from tessera.model.errors import NotModified, TesseraError
 from tessera.protocol.s3.errors import S3Error, error_document
 from tessera.protocol.s3.headers import format_http_date, quote_etag
@@ -72,6 +72,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         query = dict(pairs)
         headers = signing_headers(request)
         bucket, key = split_target(request.host, raw_path, options.virtual_host_domains)
+        vbucket = virtual_bucket(request.host, options.virtual_host_domains)
         endpoint = route(request.method, bucket, key, query, headers)
         auth = await authenticate(
             request,
@@ -80,6 +81,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             pairs,
             now=time.time(),
             max_skew=options.max_clock_skew,
+            v2_resource=resource if vbucket is None else f"/{vbucket}{resource}",
         )
         ctx = Ctx(
             request=request,
@@ -126,5 +128,5 @@ def make_app(service: ObjectService, options: GatewayOptions | None = None) -> w
     app = web.Application(client_max_size=1 << 20)
     app[SERVICE_KEY] = service
     app[OPTIONS_KEY] = options or GatewayOptions()
-    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    app.router.add_route("*", "/{tail:[\\s\\S]*}", _dispatch)
     return app

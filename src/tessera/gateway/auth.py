@@ -16,7 +16,7 @@ from aiohttp import web
 from tessera.core.requests import Principal
 from tessera.core.service import ObjectService
 from tessera.model.errors import AccessKeyNotFound
-from tessera.protocol.s3 import sigv4
+from tessera.protocol.s3 import sigv2, sigv4
 from tessera.protocol.s3.chunked import ChunkSigning
 from tessera.protocol.s3.errors import S3Error
 from tessera.protocol.s3.headers import format_http_date, parse_http_date
@@ -69,12 +69,18 @@ async def authenticate(
     *,
     now: float,
     max_skew: int,
+    v2_resource: str = "",
 ) -> AuthContext:
     """Verify the request's signature. ``path`` is the decoded request path and
-    ``query`` the decoded query pairs. Raises S3Error (AccessDenied for anonymous
+    ``query`` the decoded query pairs; ``v2_resource`` is the still-encoded path
+    with the bucket (what SigV2 signs). Raises S3Error (AccessDenied for anonymous
     requests, InvalidAccessKeyId, SignatureDoesNotMatch, RequestTimeTooSkewed...)."""
     headers = signing_headers(request)
     authz = headers.get("authorization")
+    if (authz and authz.startswith("AWS ")) or any(k == "AWSAccessKeyId" for k, _ in query):
+        return await _authenticate_v2(
+            request, service, query, headers, now=now, max_skew=max_skew, resource=v2_resource
+        )
     presigned = any(k == "X-Amz-Algorithm" for k, _ in query)
     if authz and presigned:
         raise S3Error(
@@ -121,6 +127,54 @@ async def authenticate(
             seed_signature=auth.signature,
         )
     return AuthContext(Principal(key.account_id), payload_hash, chunk_signing)
+
+
+async def _authenticate_v2(
+    request: web.Request,
+    service: ObjectService,
+    query: list[tuple[str, str]],
+    headers: dict[str, str],
+    *,
+    now: float,
+    max_skew: int,
+    resource: str,
+) -> AuthContext:
+    authz = headers.get("authorization")
+    if authz:
+        sig = sigv2.parse_v2_header(authz)
+        ts = parse_http_date(headers.get("x-amz-date") or headers.get("date", ""))
+        if ts is None:
+            raise S3Error(
+                "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"
+            )
+        if abs(now - ts) > max_skew:
+            raise S3Error(
+                "RequestTimeTooSkewed",
+                "The difference between the request time and the current time is too large.",
+            )
+    else:
+        sig = sigv2.parse_v2_query(query)
+        assert sig.expires is not None
+        if now > sig.expires:
+            raise S3Error("AccessDenied", "Request has expired")
+    try:
+        key = await service.lookup_key(sig.access_key)
+    except AccessKeyNotFound as e:
+        raise S3Error(
+            "InvalidAccessKeyId",
+            "The AWS Access Key Id you provided does not exist in our records.",
+        ) from e
+    to_sign = sigv2.string_to_sign(
+        request.method,
+        headers,
+        sigv2.canonical_resource(resource, query),
+        expires=sig.expires,
+    )
+    sigv2.verify_v2(sig, key.secret, to_sign)
+    payload_hash = headers.get("x-amz-content-sha256", UNSIGNED)
+    if payload_hash in _STREAMING:
+        raise S3Error("InvalidRequest", "aws-chunked bodies need SigV4")
+    return AuthContext(Principal(key.account_id), payload_hash)
 
 
 __all__ = ["AuthContext", "authenticate", "format_http_date", "signing_headers"]

@@ -46,16 +46,23 @@ class Endpoint:
     """For bucket configuration operations: which document (``cors``...)."""
 
 
-def split_target(host: str, raw_path: str, domains: tuple[str, ...]) -> tuple[str, str]:
-    """(bucket, key) from the Host header and the raw (still encoded) path."""
-    path = raw_path.split("?", 1)[0]
+def virtual_bucket(host: str, domains: tuple[str, ...]) -> str | None:
+    """The bucket named by a virtual-host style Host header, or None (path style)."""
     hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     hostname = hostname.lower()
     for domain in domains:
         if hostname.endswith("." + domain):
-            bucket = hostname[: -len(domain) - 1]
-            key = unquote(path[1:], errors="strict") if path.startswith("/") else unquote(path)
-            return bucket, key
+            return hostname[: -len(domain) - 1]
+    return None
+
+
+def split_target(host: str, raw_path: str, domains: tuple[str, ...]) -> tuple[str, str]:
+    """(bucket, key) from the Host header and the raw (still encoded) path."""
+    path = raw_path.split("?", 1)[0]
+    bucket = virtual_bucket(host, domains)
+    if bucket is not None:
+        key = unquote(path[1:], errors="strict") if path.startswith("/") else unquote(path)
+        return bucket, key
     if not path.startswith("/"):
         raise S3Error("InvalidURI", "Couldn't parse the specified URI.")
     rest = path[1:]

@@ -21,7 +21,6 @@ Contracts every implementation honours (checked by ``tests/contract``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
 
 from tessera.model.records import AccessKey, Account, Bucket, ObjectVersion, Part, Upload
@@ -102,7 +101,9 @@ class MetadataStore(Protocol):
         """
         ...
 
-    async def get_version(self, bucket: str, key: str, version_id: str | None = None) -> ObjectVersion:
+    async def get_version(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> ObjectVersion:
         """The named version, or the latest one (possibly a delete marker) when
         ``version_id`` is None. Raises ObjectNotFound when the key has no version
         at all (and version_id is None), VersionNotFound when the named version
@@ -180,7 +181,9 @@ class MetadataStore(Protocol):
         inline data and manifests (completion needs them)."""
         ...
 
-    async def complete_upload(self, bucket: str, upload_id: str, version: ObjectVersion) -> ObjectVersion | None:
+    async def complete_upload(
+        self, bucket: str, upload_id: str, version: ObjectVersion
+    ) -> ObjectVersion | None:
         """Atomically remove the upload and all of its parts and store ``version``
         as :meth:`put_version` does (returns what it displaced). References held by
         the parts are released and those of the version's manifest added, so
@@ -198,7 +201,9 @@ class MetadataStore(Protocol):
         """Current reference count (0 when unknown)."""
         ...
 
-    async def claim_garbage(self, dropped_before: float, limit: int = 1000) -> list[tuple[str, str]]:
+    async def claim_garbage(
+        self, dropped_before: float, limit: int = 1000
+    ) -> list[tuple[str, str]]:
         """Atomically forget and return up to ``limit`` ``(volume, block)`` pairs
         whose count has been zero since before ``dropped_before``. The caller then
         deletes the blocks (a block written again since must be protected by the

@@ -100,8 +100,11 @@ async def get_object(ctx: Ctx) -> web.StreamResponse:
 async def head_object(ctx: Ctx) -> web.StreamResponse:
     r = await ctx.service.get_object(ctx.principal, _get_request(ctx), head=True)
     status, headers, length = _read_headers(ctx, r)
-    resp = web.Response(status=status, headers=headers)
+    headers["x-amz-request-id"] = ctx.request_id
+    resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = length
+    await resp.prepare(ctx.request)
+    await resp.write_eof()
     return resp
 
 

@@ -1,0 +1,109 @@
+"""HTTP header values as S3 uses them: ranges, dates, ETags, URI encoding."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import calendar
+import re
+import time
+from email.utils import formatdate, parsedate_tz
+from urllib.parse import quote
+
+from tessera.common.ranges import RangeSpec
+
+_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+_AMZ_DATE_RE = re.compile(r"^(\d{8})T(\d{6})Z$")
+
+
+def parse_range(value: str) -> RangeSpec | None:
+    """A single byte range from a ``Range`` header, or None when the header is not
+    one S3 honours (syntax errors and multiple ranges are ignored: whole object)."""
+    m = _RANGE_RE.match(value)
+    if not m:
+        return None
+    first, last = m.group(1), m.group(2)
+    if not first and not last:
+        return None
+    if not first:
+        return RangeSpec(None, int(last))
+    if last and int(last) < int(first):
+        return None
+    return RangeSpec(int(first), int(last) if last else None)
+
+
+def parse_http_date(value: str) -> float | None:
+    """Seconds since the epoch of an HTTP date (RFC 7231 and its legacy forms),
+    or None when it does not parse."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_tz(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed is None:
+        return None
+    try:
+        ts = calendar.timegm(parsed[:9])
+    except (OverflowError, ValueError):
+        return None
+    return float(ts - (parsed[9] or 0))
+
+
+def format_http_date(ts: float) -> str:
+    """``Sun, 22 Nov 2026 18:00:00 GMT`` (whole seconds)."""
+    return formatdate(int(ts), usegmt=True)
+
+
+def format_iso8601(ts: float) -> str:
+    """``2026-11-22T18:00:00.000Z`` as S3 documents show times."""
+    whole = int(ts)
+    millis = round((ts - whole) * 1000)
+    if millis == 1000:
+        whole, millis = whole + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
+def parse_amz_date(value: str) -> float | None:
+    """Seconds since the epoch of an ``x-amz-date`` (``20261122T180000Z``), or None."""
+    if not _AMZ_DATE_RE.match(value):
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(value, "%Y%m%dT%H%M%SZ")))
+    except ValueError:
+        return None
+
+
+def quote_etag(etag: str) -> str:
+    return f'"{etag}"'
+
+
+def unquote_etag(value: str) -> str:
+    value = value.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def parse_etag_list(value: str) -> list[str]:
+    """The ETags of an ``If-Match``/``If-None-Match`` header, unquoted (``*`` kept)."""
+    return [unquote_etag(v) for v in value.split(",") if v.strip()]
+
+
+def content_md5_to_hex(value: str) -> str | None:
+    """The hex digest of a base64 ``Content-MD5`` value, or None when invalid."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == 16 else None
+
+
+def uri_encode(value: str, *, keep_slash: bool = False) -> str:
+    """AWS URI encoding: everything but ``A-Za-z0-9-_.~`` (and ``/`` if kept) is
+    percent-encoded from its UTF-8 bytes."""
+    return quote(
+        value, safe="-_.~/" if keep_slash else "-_.~", encoding="utf-8", errors="surrogatepass"
+    )

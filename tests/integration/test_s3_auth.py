@@ -64,7 +64,9 @@ def test_wrong_secret_and_unknown_key(server, bucket):
 
 def test_presigned_get_and_put(server, s3, bucket):
     s3.put_object(Bucket=bucket, Key="p", Body=b"presigned!")
-    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "p"}, ExpiresIn=60)
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "p"}, ExpiresIn=60
+    )
     status, body, _ = _open(urllib.request.Request(url), server)
     assert (status, body) == (200, b"presigned!")
     put_url = s3.generate_presigned_url(

@@ -16,9 +16,18 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 
-def _signed(server, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None, payload_hash: str | None = None):
+def _signed(
+    server,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    payload_hash: str | None = None,
+):
     creds = Credentials(server.access_key, server.secret_key)
-    req = AWSRequest(method=method, url=f"{server.endpoint}{path}", data=body, headers=headers or {})
+    req = AWSRequest(
+        method=method, url=f"{server.endpoint}{path}", data=body, headers=headers or {}
+    )
     req.headers["x-amz-content-sha256"] = payload_hash or hashlib.sha256(body).hexdigest()
     S3SigV4Auth(creds, "s3", "us-east-1").add_auth(req)
     return req
@@ -28,7 +37,11 @@ def _raw_exchange(server, request_bytes: bytes, *, close_early: bool = False) ->
     u = urllib.parse.urlsplit(server.endpoint)
     sock = socket.create_connection((u.hostname, u.port), timeout=30)
     if u.scheme == "https":
-        sock = server.ssl_context.wrap_socket(sock, server_hostname=u.hostname) if server.ssl_context else ssl.create_default_context().wrap_socket(sock)
+        sock = (
+            server.ssl_context.wrap_socket(sock, server_hostname=u.hostname)
+            if server.ssl_context
+            else ssl.create_default_context().wrap_socket(sock)
+        )
     try:
         sock.sendall(request_bytes)
         if close_early:
@@ -99,8 +112,16 @@ def test_sha256_mismatch_refused(server, s3, bucket):
 )
 def test_malformed_xml(server, s3, bucket, doc):
     s3.put_object(Bucket=bucket, Key="a", Body=b"keep")
-    req = _signed(server, "POST", f"/{bucket}?delete", doc, headers={"Content-MD5": __import__("base64").b64encode(hashlib.md5(doc).digest()).decode()})
-    out = _raw_exchange(server, _request_bytes(req) + f"Content-Length: {len(doc)}\r\n\r\n".encode() + doc)
+    req = _signed(
+        server,
+        "POST",
+        f"/{bucket}?delete",
+        doc,
+        headers={"Content-MD5": __import__("base64").b64encode(hashlib.md5(doc).digest()).decode()},
+    )
+    out = _raw_exchange(
+        server, _request_bytes(req) + f"Content-Length: {len(doc)}\r\n\r\n".encode() + doc
+    )
     assert b" 400 " in out.split(b"\r\n", 1)[0]
     assert b"MalformedXML" in out
     assert s3.get_object(Bucket=bucket, Key="a")["Body"].read() == b"keep"
@@ -117,4 +138,7 @@ def test_oversized_header_refused(server, s3, bucket):
 def test_put_bucket_versioning_bad_status(s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Maybe"})
-    assert e.value.response["Error"]["Code"] in ("MalformedXML", "IllegalVersioningConfigurationException")
+    assert e.value.response["Error"]["Code"] in (
+        "MalformedXML",
+        "IllegalVersioningConfigurationException",
+    )

@@ -32,7 +32,9 @@ def test_bucket_lifecycle(s3):
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
 
 
-@pytest.mark.parametrize("name", ["ab", "UPPER", "-start", "end-", "a..b", "192.168.1.1", "x" * 64, "under_score"])
+@pytest.mark.parametrize(
+    "name", ["ab", "UPPER", "-start", "end-", "a..b", "192.168.1.1", "x" * 64, "under_score"]
+)
 def test_invalid_bucket_names(s3, name):
     with pytest.raises(ClientError) as e:
         s3.create_bucket(Bucket=name)
@@ -56,7 +58,9 @@ def test_list_v2_prefix_delimiter_pagination(s3, bucket):
         if token:
             kw["ContinuationToken"] = token
         r = s3.list_objects_v2(**kw)
-        seen += [p["Prefix"] for p in r.get("CommonPrefixes", [])] + [o["Key"] for o in r.get("Contents", [])]
+        seen += [p["Prefix"] for p in r.get("CommonPrefixes", [])] + [
+            o["Key"] for o in r.get("Contents", [])
+        ]
         if not r["IsTruncated"]:
             break
         token = r["NextContinuationToken"]
@@ -72,7 +76,11 @@ def test_list_v1_marker(s3, bucket):
     assert [o["Key"] for o in r["Contents"]] == ["c"]
     assert r["IsTruncated"] is True
     paginator = s3.get_paginator("list_objects")
-    assert [o["Key"] for page in paginator.paginate(Bucket=bucket, PaginationConfig={"PageSize": 1}) for o in page["Contents"]] == ["a", "b", "c", "d"]
+    assert [
+        o["Key"]
+        for page in paginator.paginate(Bucket=bucket, PaginationConfig={"PageSize": 1})
+        for o in page["Contents"]
+    ] == ["a", "b", "c", "d"]
 
 
 def test_list_binary_order(s3, bucket):

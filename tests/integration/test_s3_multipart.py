@@ -17,11 +17,15 @@ def code(exc: pytest.ExceptionInfo[ClientError]) -> str:
 
 def test_multipart_roundtrip(s3, bucket):
     parts_data = [os.urandom(5 * MiB), os.urandom(5 * MiB + 7), os.urandom(1234)]
-    up = s3.create_multipart_upload(Bucket=bucket, Key="mp", ContentType="text/x", Metadata={"m": "1"})
+    up = s3.create_multipart_upload(
+        Bucket=bucket, Key="mp", ContentType="text/x", Metadata={"m": "1"}
+    )
     uid = up["UploadId"]
     etags = []
     for i, d in enumerate(parts_data, 1):
-        etags.append(s3.upload_part(Bucket=bucket, Key="mp", UploadId=uid, PartNumber=i, Body=d)["ETag"])
+        etags.append(
+            s3.upload_part(Bucket=bucket, Key="mp", UploadId=uid, PartNumber=i, Body=d)["ETag"]
+        )
     listed = s3.list_parts(Bucket=bucket, Key="mp", UploadId=uid)["Parts"]
     assert [p["PartNumber"] for p in listed] == [1, 2, 3]
     uploads = s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
@@ -33,7 +37,7 @@ def test_multipart_roundtrip(s3, bucket):
         MultipartUpload={"Parts": [{"PartNumber": i, "ETag": e} for i, e in enumerate(etags, 1)]},
     )
     md5s = b"".join(hashlib.md5(d).digest() for d in parts_data)
-    assert r["ETag"] == '"%s-3"' % hashlib.md5(md5s).hexdigest()
+    assert r["ETag"] == f'"{hashlib.md5(md5s).hexdigest()}-3"'
     whole = b"".join(parts_data)
     got = s3.get_object(Bucket=bucket, Key="mp")
     assert got["Body"].read() == whole
@@ -49,13 +53,32 @@ def test_multipart_errors(s3, bucket):
     e1 = s3.upload_part(Bucket=bucket, Key="e", UploadId=uid, PartNumber=1, Body=b"small")["ETag"]
     e2 = s3.upload_part(Bucket=bucket, Key="e", UploadId=uid, PartNumber=2, Body=b"small")["ETag"]
     with pytest.raises(ClientError) as e:
-        s3.complete_multipart_upload(Bucket=bucket, Key="e", UploadId=uid, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key="e",
+            UploadId=uid,
+            MultipartUpload={
+                "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]
+            },
+        )
     assert code(e) == "EntityTooSmall"
     with pytest.raises(ClientError) as e:
-        s3.complete_multipart_upload(Bucket=bucket, Key="e", UploadId=uid, MultipartUpload={"Parts": [{"PartNumber": 2, "ETag": e2}, {"PartNumber": 1, "ETag": e1}]})
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key="e",
+            UploadId=uid,
+            MultipartUpload={
+                "Parts": [{"PartNumber": 2, "ETag": e2}, {"PartNumber": 1, "ETag": e1}]
+            },
+        )
     assert code(e) == "InvalidPartOrder"
     with pytest.raises(ClientError) as e:
-        s3.complete_multipart_upload(Bucket=bucket, Key="e", UploadId=uid, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"0000"'}]})
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key="e",
+            UploadId=uid,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"0000"'}]},
+        )
     assert code(e) == "InvalidPart"
     s3.abort_multipart_upload(Bucket=bucket, Key="e", UploadId=uid)
     with pytest.raises(ClientError) as e:
@@ -70,13 +93,32 @@ def test_upload_part_copy_with_range(s3, bucket):
     src = os.urandom(12 * MiB)
     s3.put_object(Bucket=bucket, Key="src", Body=src)
     uid = s3.create_multipart_upload(Bucket=bucket, Key="pc")["UploadId"]
-    r1 = s3.upload_part_copy(Bucket=bucket, Key="pc", UploadId=uid, PartNumber=1, CopySource={"Bucket": bucket, "Key": "src"}, CopySourceRange="bytes=0-5242879")
-    r2 = s3.upload_part_copy(Bucket=bucket, Key="pc", UploadId=uid, PartNumber=2, CopySource={"Bucket": bucket, "Key": "src"}, CopySourceRange="bytes=5242880-12582911")
+    r1 = s3.upload_part_copy(
+        Bucket=bucket,
+        Key="pc",
+        UploadId=uid,
+        PartNumber=1,
+        CopySource={"Bucket": bucket, "Key": "src"},
+        CopySourceRange="bytes=0-5242879",
+    )
+    r2 = s3.upload_part_copy(
+        Bucket=bucket,
+        Key="pc",
+        UploadId=uid,
+        PartNumber=2,
+        CopySource={"Bucket": bucket, "Key": "src"},
+        CopySourceRange="bytes=5242880-12582911",
+    )
     s3.complete_multipart_upload(
         Bucket=bucket,
         Key="pc",
         UploadId=uid,
-        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": r1["CopyPartResult"]["ETag"]}, {"PartNumber": 2, "ETag": r2["CopyPartResult"]["ETag"]}]},
+        MultipartUpload={
+            "Parts": [
+                {"PartNumber": 1, "ETag": r1["CopyPartResult"]["ETag"]},
+                {"PartNumber": 2, "ETag": r2["CopyPartResult"]["ETag"]},
+            ]
+        },
     )
     assert s3.get_object(Bucket=bucket, Key="pc")["Body"].read() == src
 

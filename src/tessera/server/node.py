@@ -407,6 +407,9 @@ async def _start(cfg: Config, creds: RootCredentials, stack: contextlib.AsyncExi
         shutdown_timeout=CANCEL_TIMEOUT,
         max_line_size=MAX_HEADER_SIZE,
         max_field_size=MAX_HEADER_SIZE,
+        # Content-Encoding describes the stored object (gzip stays gzip): never
+        # decode request bodies on the way in.
+        auto_decompress=False,
     )
     drain = _Drain(runner, cfg.server.shutdown_timeout)
     app.middlewares.insert(0, drain.middleware)

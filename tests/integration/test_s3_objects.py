@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import zlib
+from urllib.parse import unquote
 
 import crc32c
 import pytest
@@ -52,9 +53,15 @@ def test_keys_are_opaque(s3, bucket, key):
     s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == key.encode()
     listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, EncodingType="url")["Contents"]]
-    from urllib.parse import unquote
+    assert [unquote(k) for k in listed] == [key]
 
-    assert key in [unquote(k) for k in listed]
+
+@pytest.mark.parametrize("key", ["nul\x00byte", "x" * 1025])
+def test_unstorable_keys_are_refused(s3, bucket, key):
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    assert code(e) == ("KeyTooLongError" if len(key) > 1024 else "InvalidArgument")
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
 
 def test_metadata_and_headers_roundtrip(s3, bucket):

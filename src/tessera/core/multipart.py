@@ -135,7 +135,7 @@ class MultipartOps(ObjectOps):
         try:
             await self.meta.put_part(part)
         except UploadNotFound:
-            await self.data.delete_blocks(list(result.created))
+            await self.data.discard(result)
             raise
         return part
 

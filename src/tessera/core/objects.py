@@ -114,7 +114,7 @@ class ObjectOps(ServiceBase):
                         algorithm=algo.upper(),
                     )
         except TesseraError:
-            await self.data.delete_blocks(list(result.created))
+            await self.data.discard(result)
             raise
         return result
 

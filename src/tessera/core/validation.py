@@ -36,11 +36,21 @@ def check_bucket_name(name: str) -> None:
 
 
 def check_key(key: str) -> None:
-    """Keys are opaque UTF-8, 1..1024 bytes; never interpreted as paths."""
+    """Keys are opaque UTF-8, 1..1024 bytes; never interpreted as paths.
+
+    Refused with InvalidArgument: the empty key, U+0000 (PostgreSQL text cannot hold
+    it) and anything that is not valid UTF-8 (lone surrogates from a bad decoding).
+    """
     if not key:
         raise InvalidArgument("Object key must not be empty")
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument("Object key is not valid UTF-8") from None
+    if size > MAX_KEY_BYTES:
         raise KeyTooLong("Your key is too long", key=key[:64])
+    if "\x00" in key:
+        raise InvalidArgument("Object key must not contain U+0000")
 
 
 def check_user_metadata(meta: dict[str, str]) -> None:

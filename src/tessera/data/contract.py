@@ -20,6 +20,15 @@ from tessera.model.manifest import Manifest
 
 
 @dataclass(frozen=True, slots=True)
+class CreatedBlock:
+    """A block a write created: where, and the mtime that write gave it."""
+
+    volume: str
+    block: str
+    mtime: float
+
+
+@dataclass(frozen=True, slots=True)
 class WriteResult:
     size: int
     md5: bytes
@@ -29,10 +38,15 @@ class WriteResult:
     inline: bytes | None = None
     """The content itself when it is at most the inline threshold (no blocks written)."""
     manifest: Manifest = field(default_factory=Manifest)
-    created: tuple[tuple[str, str], ...] = ()
-    """``(volume, block)`` pairs this call created (they did not exist before it).
-    A caller that decides not to commit the manifest deletes exactly these:
+    created: tuple[CreatedBlock, ...] = ()
+    """The blocks this call created (they did not exist before it). A caller that
+    decides not to commit the manifest hands the result to :meth:`DataStore.discard`,
+    which deletes exactly these, and only if nobody stored them again meanwhile:
     blocks that already existed may be referenced by other objects (dedup)."""
+
+    def created_refs(self) -> list[tuple[str, str]]:
+        """``(volume, block)`` of the created blocks."""
+        return [(c.volume, c.block) for c in self.created]
 
 
 class DataStore(Protocol):
@@ -60,6 +74,13 @@ class DataStore(Protocol):
     ) -> ByteSource:
         """Stream the content (or the range of it). Raises DataCorruption or
         Unavailable from the iterator when no good copy of a segment can be read."""
+        ...
+
+    async def discard(self, result: WriteResult) -> int:
+        """Undo a write whose manifest will not be committed: delete the blocks it
+        created, except those another writer stored again since (dedup keeps them
+        alive). Never raises for a single block; what is left is garbage for the GC.
+        Returns how many blocks were deleted."""
         ...
 
     async def delete_blocks(

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from tessera.common.ranges import ByteRange
 from tessera.common.streams import ByteSource
 from tessera.data import placement
-from tessera.data.contract import WriteResult
+from tessera.data.contract import CreatedBlock, WriteResult
 from tessera.data.segmenter import BufferPool, Piece, Segmenter
 from tessera.data.volume import MTIME_STEP, BlockNotFound, Volume
 from tessera.model.errors import (
@@ -179,7 +179,7 @@ class LocalDataStore:
             checksums=seg.checksums(),
             inline=inline,
             manifest=Manifest(segments),
-            created=tuple((vol, block) for vol, block, _ in state.created),
+            created=tuple(CreatedBlock(vol, block, mtime) for vol, block, mtime in state.created),
         )
 
     async def _write_segment(
@@ -251,13 +251,24 @@ class LocalDataStore:
         if state.tasks:
             await asyncio.wait(state.tasks)
         await seg.aclose()
-        for vid, block, mtime in state.created:
+        await self._delete_created([CreatedBlock(v, b, m) for v, b, m in state.created])
+
+    async def discard(self, result: WriteResult) -> int:
+        """See the contract: deletes ``result.created`` unless stored again since."""
+        return await self._delete_created(result.created)
+
+    async def _delete_created(self, blocks: Sequence[CreatedBlock]) -> int:
+        deleted = 0
+        for c in blocks:
+            vol = self._volumes.get(c.volume)
+            if vol is None:
+                continue
             try:
-                await self._volumes[vid].delete(block, older_than=mtime + MTIME_STEP / 2e9)
+                # A re-store moves the mtime at least MTIME_STEP forward: keep it then.
+                deleted += await vol.delete(c.block, older_than=c.mtime + MTIME_STEP / 2e9)
             except Exception as e:  # best effort: the GC reclaims it
-                log.warning(
-                    "could not delete block %s on %s after a failed write: %s", block, vid, e
-                )
+                log.warning("could not delete block %s on %s: %s", c.block, c.volume, e)
+        return deleted
 
     # -- read -------------------------------------------------------------------
     def read(

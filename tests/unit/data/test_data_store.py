@@ -107,7 +107,7 @@ async def test_round_trip(make_store: Callable[..., LocalDataStore], size: int) 
         assert [s.size for s in r.manifest.segments] == [
             min(SEG, size - i) for i in range(0, size, SEG)
         ]
-        assert set(r.created) == set(r.manifest.block_refs()) == all_blocks(store)
+        assert set(r.created_refs()) == set(r.manifest.block_refs()) == all_blocks(store)
         for s in r.manifest.segments:
             (f,) = s.fragments
             assert f.block == s.hash and f.size == s.size and s.policy == "plain"
@@ -305,6 +305,24 @@ async def test_concurrent_identical_upload_survives_the_failed_one(
     with pytest.raises(ConnectionResetError):
         await b
     assert await read(store, a) == data
+
+
+async def test_discard_spares_blocks_stored_again_since(
+    make_store: Callable[..., LocalDataStore],
+) -> None:
+    """A write rejected after the fact (BadDigest) is discarded; a concurrent writer
+    that deduplicated onto its blocks in the meantime keeps them."""
+    store = make_store(2)
+    data = os.urandom(3 * SEG)
+    rejected = await store.write(from_bytes(data))
+    assert rejected.created
+    kept = await store.write(from_bytes(data))
+    assert kept.created == ()
+    assert await store.discard(rejected) == 0
+    assert await read(store, kept) == data
+    alone = await store.write(from_bytes(os.urandom(2 * SEG)))
+    assert await store.discard(alone) == len(alone.created) == 2
+    assert all_blocks(store) == set(kept.manifest.block_refs())
 
 
 async def test_repeated_segments_are_stored_once(

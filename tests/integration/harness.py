@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -446,3 +447,81 @@ def _version_batches(client: Any, name: str) -> Iterator[list[dict[str, str]]]:
         batch = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in items]
         if batch:
             yield batch
+
+
+# -- raw HTTP: for what S3 clients never send (truncated bodies, aws-chunked...) ----
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    """Lower-case names."""
+    body: bytes
+
+
+def raw_connect(server: Server, timeout: float = 30.0) -> socket.socket:
+    """A socket to ``server`` (TLS-wrapped over https)."""
+    sock = socket.create_connection((server.host, server.port), timeout=timeout)
+    ctx = server.ssl_context
+    if ctx is not None:
+        return ctx.wrap_socket(sock, server_hostname=server.host)
+    return sock
+
+
+def read_response(sock: socket.socket, *, head_only: bool = False) -> RawResponse:
+    """Read one response (status line, headers, Content-Length body) from ``sock``.
+    A closed connection before the status line gives status 0."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return RawResponse(0, {}, buf)
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = 0 if head_only else int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return RawResponse(status, headers, rest[:length] if length else rest if head_only else b"")
+
+
+def request_head(method: str, target: str, headers: Mapping[str, str]) -> bytes:
+    """The request line and headers (ending with the blank line)."""
+    lines = [f"{method} {target} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def signed_head(
+    server: Server,
+    method: str,
+    target: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    payload_hash: str = "UNSIGNED-PAYLOAD",
+) -> dict[str, str]:
+    """Headers of a SigV4-signed request (botocore signs) for the raw ``target``
+    (path and query, percent-encoded). The caller adds Content-Length."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    class FixedPayload(S3SigV4Auth):
+        def payload(self, request: Any) -> str:
+            return payload_hash
+
+    req = AWSRequest(method=method, url=server.endpoint + target, headers=dict(headers or {}))
+    FixedPayload(Credentials(server.access_key, server.secret_key), "s3", REGION).add_auth(req)
+    return {"Host": f"{server.host}:{server.port}", **dict(req.headers.items())}
+
+
+def block_count(server: Server) -> int:
+    """How many block files the server's data directory holds."""
+    assert server.data_dir is not None
+    return sum(1 for p in server.data_dir.glob("disk*/blocks/**/*") if p.is_file())

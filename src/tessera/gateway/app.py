@@ -47,15 +47,34 @@ OPTIONS_KEY: web.AppKey[GatewayOptions] = web.AppKey("options", GatewayOptions)
 def _error_response(
     request: web.Request, err: S3Error, request_id: str, resource: str
 ) -> web.Response:
+    """The S3 error document for ``err``. When the request body was not read to its
+    end the connection is closed after the response: a client that sent
+    ``Expect: 100-continue`` never sends the body, and one that does should not
+    have to push gigabytes nobody reads before its next request."""
     headers = {"x-amz-request-id": request_id, **err.headers}
     if request.method == "HEAD" or err.status == 304:
-        return web.Response(status=err.status, headers=headers)
-    body = error_document(
-        err.code, err.message, resource=resource, request_id=request_id, extra=err.extra
-    )
-    return web.Response(
-        status=err.status, body=body, content_type="application/xml", headers=headers
-    )
+        resp = web.Response(status=err.status, headers=headers)
+    else:
+        body = error_document(
+            err.code, err.message, resource=resource, request_id=request_id, extra=err.extra
+        )
+        resp = web.Response(
+            status=err.status, body=body, content_type="application/xml", headers=headers
+        )
+    if not request.content.is_eof():
+        resp.force_close()
+    return resp
+
+
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    """aiohttp's ``expect_handler``. Its default answers ``100 Continue`` before the
+    request is even authenticated; here nothing is sent and :class:`Body` answers
+    when the handler starts reading the body. Other expectations get 417."""
+    expect = request.headers.get("Expect", "")
+    if expect.lower() == "100-continue":
+        return None
+    err = S3Error("InvalidArgument", f"Unsupported Expect header: {expect}", status=417)
+    return _error_response(request, err, new_request_id(), request.path)
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:
@@ -128,5 +147,5 @@ def make_app(service: ObjectService, options: GatewayOptions | None = None) -> w
     app = web.Application(client_max_size=1 << 20)
     app[SERVICE_KEY] = service
     app[OPTIONS_KEY] = options or GatewayOptions()
-    app.router.add_route("*", "/{tail:[\\s\\S]*}", _dispatch)
+    app.router.add_route("*", "/{tail:[\\s\\S]*}", _dispatch, expect_handler=_expect)
     return app

@@ -35,6 +35,7 @@ class Body:
         self.ctx = ctx
         self.trailers: dict[str, str] = {}
         self.declared_size: int | None = None
+        self._continued = False
         decoded = request.headers.get("x-amz-decoded-content-length")
         if ctx.streaming:
             if decoded is None and request.headers.get("Content-Length") is not None:
@@ -54,7 +55,19 @@ class Body:
             return self._raw()
         return self._sha256()
 
+    async def _continue(self) -> None:
+        """Answer ``Expect: 100-continue`` now that the request is accepted and its
+        body is wanted; at most once. The gateway's expect handler sends nothing,
+        so a request refused before its body is read gets its error at once and
+        the client never sends the body."""
+        if self._continued:
+            return
+        self._continued = True
+        if self.request.headers.get("Expect", "").lower() == "100-continue":
+            await self.request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
     async def _raw(self) -> ByteSource:
+        await self._continue()
         async for data in self.request.content.iter_chunked(READ_SIZE):
             if data:
                 yield data
@@ -67,6 +80,7 @@ class Body:
                 "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-* or a hex SHA-256",
             )
         h = hashlib.sha256()
+        await self._continue()
         async for data in self.request.content.iter_chunked(READ_SIZE):
             h.update(data)
             yield data
@@ -79,6 +93,7 @@ class Body:
     async def _chunked(self) -> ByteSource:
         trailer = self.ctx.payload_hash in (STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER)
         decoder = AwsChunkedDecoder(signing=self.ctx.chunk_signing, expect_trailer=trailer)
+        await self._continue()
         async for data in self.request.content.iter_chunked(READ_SIZE):
             for piece in decoder.feed(data):
                 if piece:

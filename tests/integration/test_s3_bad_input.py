@@ -4,11 +4,13 @@ connections, malformed XML, oversized headers, signed-payload mismatches."""
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import ssl
 import time
 import urllib.parse
 
+import harness
 import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -142,3 +144,34 @@ def test_put_bucket_versioning_bad_status(s3, bucket):
         "MalformedXML",
         "IllegalVersioningConfigurationException",
     )
+
+
+def test_full_disk_answers_507_and_keeps_what_is_stored(tmp_path):
+    """The disk is made "full" by asking the server to keep all but 48 MiB of the
+    file system's free space (``storage.min_free``): an 8 MiB object still fits,
+    a 96 MiB one does not. The refused upload leaves no object and no blocks, and
+    the stored objects read back intact; deleting makes room again."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    st = os.statvfs(data_dir)
+    min_free = st.f_bavail * st.f_frsize - (48 << 20)
+    if min_free <= 0:
+        pytest.skip("less than 48 MiB free on the test file system")
+    env = {"TESSERA_STORAGE_MIN_FREE": str(min_free)}
+    with harness.start_server(data_dir, env=env) as server:
+        s3 = harness.boto3_client(server)
+        s3.create_bucket(Bucket="full")
+        small = os.urandom(8 << 20)
+        s3.put_object(Bucket="full", Key="small", Body=small)
+        blocks = harness.block_count(server)
+        with pytest.raises(ClientError) as e:
+            s3.put_object(Bucket="full", Key="big", Body=os.urandom(96 << 20))
+        assert e.value.response["Error"]["Code"] == "InsufficientStorage"
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 507
+        assert harness.block_count(server) == blocks
+        assert "big" not in [o["Key"] for o in s3.list_objects_v2(Bucket="full")["Contents"]]
+        assert s3.get_object(Bucket="full", Key="small")["Body"].read() == small
+        s3.put_object(Bucket="full", Key="tiny", Body=b"inline objects live in metadata")
+        s3.delete_object(Bucket="full", Key="small")
+        s3.put_object(Bucket="full", Key="again", Body=small)
+        assert s3.get_object(Bucket="full", Key="again")["Body"].read() == small

@@ -190,6 +190,9 @@ class StorageConfig(_Section):
     segment_size: Size = Field(default=8 * MiB, ge=4 * KiB, le=1 * GiB)
     inline_threshold: Size = Field(default=64 * KiB, ge=0, le=16 * MiB)
     default_policy: str = "plain"
+    min_free: Size = Field(default=64 * MiB, ge=0)
+    """Bytes kept free on every disk: a write that would go below answers
+    InsufficientStorage, so deletes and metadata commits still have room."""
 
     @field_validator("disks")
     @classmethod

@@ -229,14 +229,16 @@ def volume_id(disk: Path, index: int) -> str:
     return vid
 
 
-def _open_volumes(disks: Sequence[Path]) -> list[LocalVolume]:
+def _open_volumes(disks: Sequence[Path], *, min_free: int = 0) -> list[LocalVolume]:
     ids = [volume_id(disk, i) for i, disk in enumerate(disks)]
     if len(set(ids)) != len(ids):
         raise NodeError(
             "two disks carry the same volume id (was a disk directory copied?): "
             + ", ".join(f"{d} = {v}" for d, v in zip(disks, ids, strict=True))
         )
-    return [LocalVolume(disk, vid) for disk, vid in zip(disks, ids, strict=True)]
+    return [
+        LocalVolume(disk, vid, min_free=min_free) for disk, vid in zip(disks, ids, strict=True)
+    ]
 
 
 # ------------------------------------------------------------------------ node
@@ -369,7 +371,7 @@ async def _start(cfg: Config, creds: RootCredentials, stack: contextlib.AsyncExi
         meta = await SqlMetadataStore.connect(cfg.meta_url, migrate=True)
         stores.push_async_callback(meta.close)
         data = LocalDataStore(
-            _open_volumes(cfg.disk_dirs),
+            _open_volumes(cfg.disk_dirs, min_free=cfg.storage.min_free),
             segment_size=cfg.storage.segment_size,
             inline_threshold=cfg.storage.inline_threshold,
         )

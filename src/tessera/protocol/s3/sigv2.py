@@ -17,12 +17,43 @@ from tessera.protocol.s3.errors import S3Error
 
 # Query parameters that are part of the V2 canonical resource.
 SUBRESOURCES = frozenset(
-    "accelerate acl cors defaultObjectAcl location logging partNumber policy requestPayment "
-    "torrent versioning versionId versions website uploads uploadId response-content-type "
-    "response-content-language response-expires response-cache-control "
-    "response-content-disposition response-content-encoding delete lifecycle tagging restore "
-    "storageClass notification replication analytics metrics inventory select select-type "
-    "object-lock".split()
+    [
+        "accelerate",
+        "acl",
+        "cors",
+        "defaultObjectAcl",
+        "location",
+        "logging",
+        "partNumber",
+        "policy",
+        "requestPayment",
+        "torrent",
+        "versioning",
+        "versionId",
+        "versions",
+        "website",
+        "uploads",
+        "uploadId",
+        "response-content-type",
+        "response-content-language",
+        "response-expires",
+        "response-cache-control",
+        "response-content-disposition",
+        "response-content-encoding",
+        "delete",
+        "lifecycle",
+        "tagging",
+        "restore",
+        "storageClass",
+        "notification",
+        "replication",
+        "analytics",
+        "metrics",
+        "inventory",
+        "select",
+        "select-type",
+        "object-lock",
+    ]
 )
 
 

@@ -193,6 +193,11 @@ class StorageConfig(_Section):
     min_free: Size = Field(default=64 * MiB, ge=0)
     """Bytes kept free on every disk: a write that would go below answers
     InsufficientStorage, so deletes and metadata commits still have room."""
+    gc_grace: float = Field(default=3600.0, ge=0)
+    """Seconds a block stays unreferenced before garbage collection deletes it
+    (must exceed the longest single upload; see docs/data-path.md)."""
+    gc_interval: float = Field(default=60.0, gt=0, le=86400)
+    """Seconds between garbage-collection passes."""
 
     @field_validator("disks")
     @classmethod

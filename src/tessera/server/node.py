@@ -57,6 +57,7 @@ from aiohttp import web
 
 from tessera import __version__
 from tessera.common.ids import new_access_key_id, new_secret_key
+from tessera.core.gc import GarbageCollector
 from tessera.core.service import CoreOptions, ObjectService
 from tessera.data.store import LocalDataStore
 from tessera.data.volume import LocalVolume
@@ -236,9 +237,7 @@ def _open_volumes(disks: Sequence[Path], *, min_free: int = 0) -> list[LocalVolu
             "two disks carry the same volume id (was a disk directory copied?): "
             + ", ".join(f"{d} = {v}" for d, v in zip(disks, ids, strict=True))
         )
-    return [
-        LocalVolume(disk, vid, min_free=min_free) for disk, vid in zip(disks, ids, strict=True)
-    ]
+    return [LocalVolume(disk, vid, min_free=min_free) for disk, vid in zip(disks, ids, strict=True)]
 
 
 # ------------------------------------------------------------------------ node
@@ -385,6 +384,9 @@ async def _start(cfg: Config, creds: RootCredentials, stack: contextlib.AsyncExi
         )
         stores.pop_all()  # from here on, service.close() closes both stores
     stack.push_async_callback(service.close)
+    gc = GarbageCollector(meta, data, grace=cfg.storage.gc_grace)
+    gc_task = asyncio.create_task(gc.run(cfg.storage.gc_interval), name="gc")
+    stack.push_async_callback(_cancel, gc_task)
     await service.ensure_account(
         ROOT_ACCOUNT_ID, ROOT_ACCOUNT_ID, [(creds.access_key, creds.secret_key)]
     )
@@ -426,6 +428,12 @@ async def _start(cfg: Config, creds: RootCredentials, stack: contextlib.AsyncExi
     stack.push_async_callback(drain, site)  # runs before runner.cleanup
     bound_port = int(runner.addresses[0][1])
     return _url("https" if ssl_context else "http", host, bound_port)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 # --------------------------------------------------------------- process entry

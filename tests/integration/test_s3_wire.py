@@ -164,3 +164,12 @@ def test_dropped_connection_leaks_no_blocks(server: harness.Server, s3: Any, buc
     assert harness.block_count(server) == blocks
     with pytest.raises(ClientError):
         s3.head_object(Bucket=bucket, Key="dropped")
+
+
+def test_key_that_is_not_utf8_is_refused(server: harness.Server, s3: Any, bucket: str) -> None:
+    target = f"/{bucket}/bad%FFkey"
+    headers = harness.signed_head(server, "PUT", target)
+    headers["Content-Length"] = "1"
+    r = _exchange(server, harness.request_head("PUT", target, headers), b"x")
+    assert r.status == 400 and b"<Code>InvalidURI</Code>" in r.body
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)

@@ -283,3 +283,15 @@ def test_key_too_long(s3, bucket):
         s3.put_object(Bucket=bucket, Key="k" * 1025, Body=b"x")
     assert code(e) == "KeyTooLongError"
     s3.put_object(Bucket=bucket, Key="k" * 1024, Body=b"x")
+
+
+def test_tagging_header_and_content_encoding_lists(s3, bucket):
+    s3.put_object(
+        Bucket=bucket, Key="t", Body=b"x", Tagging="foo=bar&empty", ContentEncoding="deflate, gzip"
+    )
+    tags = s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("empty", ""), ("foo", "bar")]
+    assert s3.head_object(Bucket=bucket, Key="t")["ContentEncoding"] == "deflate, gzip"
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="missing")
+    assert e.value.response["ResponseMetadata"]["HTTPHeaders"]["x-amz-delete-marker"] == "false"

@@ -8,6 +8,7 @@ from tessera.core.base import ServiceBase
 from tessera.core.requests import Principal
 from tessera.core.validation import MAX_BUCKET_TAGS, check_bucket_name, check_tags
 from tessera.model.errors import (
+    BucketAlreadyOwnedByYou,
     ConfigurationNotFound,
     InvalidArgument,
     InvalidRequest,
@@ -29,8 +30,9 @@ class BucketOps(ServiceBase):
     ) -> Bucket:
         """Create a bucket owned by ``who``.
 
-        Raises InvalidBucketName, BucketAlreadyOwnedByYou, BucketAlreadyExists,
-        InvalidArgument (unknown storage policy or location).
+        Raises InvalidBucketName, BucketAlreadyExists (another account owns it),
+        BucketAlreadyOwnedByYou (outside us-east-1; there re-creating your own
+        bucket returns it unchanged), InvalidArgument (unknown policy or location).
         """
         check_bucket_name(name)
         if region is not None and region not in ("", self.options.region):
@@ -45,7 +47,14 @@ class BucketOps(ServiceBase):
             policy=pol,
             object_lock=object_lock,
         )
-        await self.meta.create_bucket(bucket)
+        try:
+            await self.meta.create_bucket(bucket)
+        except BucketAlreadyOwnedByYou:
+            # S3's legacy rule: in us-east-1, re-creating a bucket you own succeeds
+            # and changes nothing; every other region answers the error.
+            if self.options.region != "us-east-1":
+                raise
+            return await self.meta.get_bucket(name)
         return bucket
 
     async def head_bucket(self, who: Principal, name: str) -> Bucket:

@@ -80,6 +80,9 @@ def to_s3_error(err: E.TesseraError) -> S3Error:
         if err.named:
             return S3Error("MethodNotAllowed", err.message, status=405, headers=headers)
         return S3Error("NoSuchKey", err.message, status=404, headers=headers)
+    if type(err) is E.ObjectNotFound:
+        # Like RGW: say explicitly that no delete marker hides the key.
+        headers = {"x-amz-delete-marker": "false"}
     if isinstance(err, E.InvalidRange):
         return S3Error(
             "InvalidRange",

@@ -57,7 +57,9 @@ def attributes_from(headers: Mapping[str, str], *, with_tags: bool = True) -> Ob
         if name in headers:
             value = headers[name]
             if name == "content-encoding":
-                value = ",".join(
+                # aws-chunked describes the transfer, not the object: drop it and
+                # keep the rest as the client wrote it ("deflate, gzip").
+                value = ", ".join(
                     p.strip() for p in value.split(",") if p.strip() and p.strip() != "aws-chunked"
                 )
                 if not value:

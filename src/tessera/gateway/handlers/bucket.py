@@ -3,6 +3,8 @@ versioning, tagging, stored configuration documents, ACL, DeleteObjects."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +23,8 @@ from tessera.protocol.s3.xml import (
 )
 
 ACL_PRIVATE = ("private", "")
+MAX_BUCKETS_PAGE = 10000
+"""ListBuckets answers at most this many buckets a page (S3's max-buckets bound)."""
 
 
 def owner(account_id: str, display_name: str | None = None) -> dict[str, Any]:
@@ -28,7 +32,25 @@ def owner(account_id: str, display_name: str | None = None) -> dict[str, Any]:
 
 
 async def list_buckets(ctx: Ctx) -> web.StreamResponse:
-    buckets = await ctx.service.list_buckets(ctx.principal)
+    """ListBuckets, with the optional ``prefix``, ``bucket-region``, ``max-buckets``
+    and ``continuation-token`` (the last name of the previous page, opaque)."""
+    q = ctx.query
+    buckets = sorted(await ctx.service.list_buckets(ctx.principal), key=lambda b: b.name)
+    prefix, region = q.get("prefix", ""), q.get("bucket-region", "")
+    token = q.get("continuation-token", "")
+    after = ""
+    if token:
+        try:
+            after = base64.urlsafe_b64decode(token.encode()).decode()
+        except (binascii.Error, ValueError) as e:
+            raise S3Error("InvalidArgument", "The continuation token is not valid") from e
+    chosen = [
+        b
+        for b in buckets
+        if b.name.startswith(prefix) and b.name > after and (not region or b.region == region)
+    ]
+    limit = ctx.int_arg("max-buckets", MAX_BUCKETS_PAGE, low=1, high=MAX_BUCKETS_PAGE)
+    page, more = chosen[:limit], len(chosen) > limit
     account = await ctx.service.get_account(ctx.principal.account_id)
     return xml_response(
         "ListAllMyBucketsResult",
@@ -41,9 +63,13 @@ async def list_buckets(ctx: Ctx) -> web.StreamResponse:
                         "CreationDate": format_iso8601(b.created),
                         "BucketRegion": b.region,
                     }
-                    for b in buckets
+                    for b in page
                 ]
             },
+            "ContinuationToken": (
+                base64.urlsafe_b64encode(page[-1].name.encode()).decode() if more else None
+            ),
+            "Prefix": prefix if "prefix" in q else None,
         },
     )
 

@@ -61,17 +61,28 @@ def _token_decode(token: str) -> str:
         ) from e
 
 
+def _check_unordered(ctx: Ctx, delimiter: str) -> None:
+    """``allow-unordered=true`` (an RGW extension some tools send) is honoured by
+    the ordered listing, which is one valid unordered order; with a delimiter it
+    is refused, as RGW does."""
+    if ctx.query.get("allow-unordered", "").lower() == "true" and delimiter:
+        raise S3Error("InvalidArgument", "allow-unordered cannot be combined with a delimiter")
+
+
 async def list_objects(ctx: Ctx) -> web.StreamResponse:
     q = ctx.query
     enc = _encoder(ctx)
     max_keys = ctx.int_arg("max-keys", MAX_KEYS, high=MAX_KEYS)
     prefix, delimiter, marker = q.get("prefix", ""), q.get("delimiter", ""), q.get("marker", "")
+    _check_unordered(ctx, delimiter)
     res = await ctx.service.list_objects(
         ctx.principal, ListRequest(ctx.bucket, prefix, delimiter, marker, max_keys)
     )
     content: dict[str, Any] = {
         "Name": ctx.bucket,
-        "Prefix": enc(prefix),
+        # v1 leaves Prefix as sent even with encoding-type=url: botocore decodes
+        # Marker, NextMarker, Delimiter and keys in v1 responses, but not Prefix.
+        "Prefix": prefix,
         "Marker": enc(marker),
         "MaxKeys": max_keys,
         "Delimiter": enc(delimiter) if delimiter else None,
@@ -91,13 +102,9 @@ async def list_objects_v2(ctx: Ctx) -> web.StreamResponse:
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     token = q.get("continuation-token")
     start_after = q.get("start-after", "")
-    after = _token_decode(token) if token is not None else start_after
-    if token == "":
-        raise S3Error(
-            "InvalidArgument",
-            "The continuation token provided is incorrect",
-            extra={"ArgumentName": "continuation-token"},
-        )
+    # An empty token is no token (echoed back as sent), like RGW and MinIO.
+    after = _token_decode(token) if token else start_after
+    _check_unordered(ctx, delimiter)
     res = await ctx.service.list_objects(
         ctx.principal, ListRequest(ctx.bucket, prefix, delimiter, after, max_keys)
     )

@@ -124,13 +124,13 @@ def parse_tagging(doc: bytes) -> dict[str, str]:
 def parse_tagging_header(value: str) -> dict[str, str]:
     """Tags from an ``x-amz-tagging`` header (URL query encoding)."""
     tags: dict[str, str] = {}
-    try:
-        pairs = parse_qsl(value, keep_blank_values=True, strict_parsing=bool(value))
-    except ValueError as e:
+    # "a=1&b" gives b an empty value (S3 and RGW accept it); only empty names fail.
+    pairs = parse_qsl(value, keep_blank_values=True)
+    if any(not k for k, _ in pairs) or (value and not pairs):
         raise S3Error(
             "InvalidArgument",
             "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates.",
-        ) from e
+        )
     for k, v in pairs:
         if k in tags:
             raise S3Error("InvalidTag", "Cannot provide multiple Tags with the same key")

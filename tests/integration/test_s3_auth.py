@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 
 import boto3
+import harness
 import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -119,3 +120,23 @@ def test_virtual_host_style(server, s3_virtual, s3, bucket):
     s3_virtual.put_object(Bucket=bucket, Key="vh/key", Body=b"virtual")
     assert s3.get_object(Bucket=bucket, Key="vh/key")["Body"].read() == b"virtual"
     assert [o["Key"] for o in s3_virtual.list_objects_v2(Bucket=bucket)["Contents"]] == ["vh/key"]
+
+
+def test_presigned_out_of_range_expiry_is_refused(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="p", Body=b"x")
+    v4 = harness.boto3_client(server, signature_version="s3v4")
+    for seconds in (604801, -7):
+        url = v4.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": "p"}, ExpiresIn=seconds
+        )
+        status, body, _ = _open(urllib.request.Request(url), server)
+        assert status == 403 and b"<Code>AccessDenied</Code>" in body
+
+
+def test_cors_preflight_is_refused(server, bucket):
+    url = f"{server.endpoint}/{bucket}/k"
+    status, _, _ = _open(urllib.request.Request(url, method="OPTIONS"), server)
+    assert status == 400
+    headers = {"Origin": "https://example.com", "Access-Control-Request-Method": "GET"}
+    status, _, _ = _open(urllib.request.Request(url, method="OPTIONS", headers=headers), server)
+    assert status == 403

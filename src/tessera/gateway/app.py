@@ -77,6 +77,17 @@ async def _expect(request: web.Request) -> web.StreamResponse | None:
     return _error_response(request, err, new_request_id(), request.path)
 
 
+def _preflight(request: web.Request) -> S3Error:
+    """A CORS preflight (OPTIONS, unauthenticated). Tessera has no CORS
+    configuration yet, so every preflight is refused, the way S3 refuses one for a
+    bucket without CORS rules."""
+    if "Origin" not in request.headers:
+        return S3Error("BadRequest", "Insufficient information. Origin request header needed.")
+    return S3Error(
+        "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket.", status=403
+    )
+
+
 async def _dispatch(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE_KEY]
     options = request.app[OPTIONS_KEY]
@@ -86,6 +97,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     try:
         if resource == "/_tessera/health":
             return web.json_response({"status": "ok"}, headers={"x-amz-request-id": request_id})
+        if request.method == "OPTIONS":
+            raise _preflight(request)
         raw_query = raw_path.partition("?")[2]
         pairs = parse_query(raw_query)
         query = dict(pairs)

@@ -125,13 +125,17 @@ def parse_presigned_query(query: Sequence[tuple[str, str]]) -> Authorization:
         )
     credential = Credential.parse(q["X-Amz-Credential"], error="AuthorizationQueryParametersError")
     raw_expires = q["X-Amz-Expires"]
-    if not raw_expires.isdigit():
+    if not raw_expires.lstrip("-").isdigit():
         raise S3Error("AuthorizationQueryParametersError", "X-Amz-Expires should be a number")
     expires = int(raw_expires)
+    # A link that can never be valid is refused as an authorization failure (403,
+    # as RGW answers; AWS says 400 AuthorizationQueryParametersError for the
+    # upper bound).
+    if expires < 0:
+        raise S3Error("AccessDenied", "Request has expired")
     if expires > MAX_PRESIGNED_EXPIRES:
         raise S3Error(
-            "AuthorizationQueryParametersError",
-            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+            "AccessDenied", "X-Amz-Expires must be less than a week (in seconds) that is 604800"
         )
     amz_date = q["X-Amz-Date"]
     if parse_amz_date(amz_date) is None:

@@ -422,6 +422,7 @@ async def test_update_version(store: MetadataStore, bucket: str) -> None:
         headers={"content-language": "fr"},
         content_type="image/png",
         checksums={"SHA256": "x"},
+        acl="public-read",
         size=1,  # not an updatable field
         etag="zzz",
     )
@@ -530,7 +531,7 @@ async def test_uploads(store: MetadataStore, bucket: str) -> None:
     await store.create_bucket(Bucket("other", "acct", T0))
     u = Upload(bucket, "k", "u1", T0, "acct", content_type="text/x", headers={"a": "b"},
                user_metadata={"m": "1"}, tags={"t": "2"}, storage_class="GLACIER",
-               policy="ec/k=4,m=2", checksum_algorithm="CRC32", checksum_type="COMPOSITE")  # fmt: skip
+               policy="ec/k=4,m=2", checksum_algorithm="CRC32", checksum_type="COMPOSITE", acl="public-read")  # fmt: skip
     await store.create_upload(u)
     assert await store.get_upload(bucket, "u1") == u
     with pytest.raises(UploadNotFound):

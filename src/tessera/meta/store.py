@@ -117,7 +117,7 @@ class MetadataStore(Protocol):
         ...
 
     async def update_version(self, version: ObjectVersion) -> None:
-        """Replace tags, user_metadata, headers, content_type and checksums of the
+        """Replace tags, user_metadata, headers, content_type, checksums and acl of the
         existing version ``(bucket, key, version_id)`` in place; order, data and
         references are unchanged. Raises VersionNotFound."""
         ...

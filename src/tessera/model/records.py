@@ -85,6 +85,9 @@ class ObjectVersion:
     manifest: Manifest = field(default_factory=Manifest)
     part_sizes: tuple[int, ...] = ()
     """Sizes of the parts of a multipart object, for ``partNumber`` reads; empty otherwise."""
+    acl: str = "private"
+    """Canned ACL (``private``, ``public-read``...; see ``core.access``). Listing
+    records always say ``private``: listings do not read it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,8 @@ class Upload:
     """Algorithm named at creation (``x-amz-checksum-algorithm``), or empty."""
     checksum_type: str = ""
     """``COMPOSITE`` or ``FULL_OBJECT`` when an algorithm was named, else empty."""
+    acl: str = "private"
+    """Canned ACL the completed object will carry."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,6 +148,7 @@ VERSION_FULL: tuple[sa.ColumnElement[Any], ...] = (
     _v.tags,
     _v.manifest,
     _v.inline,
+    _v.acl,
 )
 """Columns of full records, in :func:`version_from_row` order."""
 
@@ -173,6 +174,7 @@ def version_params(v: ObjectVersion) -> dict[str, Any]:
         "tags": dump_map(v.tags),
         "manifest": dump_manifest(v.manifest),
         "inline": v.inline,
+        "acl": v.acl,
     }
 
 
@@ -209,6 +211,7 @@ _LISTING_FIELDS = (
     "inline",
     "manifest",
     "part_sizes",
+    "acl",
 )
 _new = object.__new__
 _set = tuple(getattr(ObjectVersion, name).__set__ for name in _LISTING_FIELDS)
@@ -239,7 +242,7 @@ def _listing_record(
 ) -> ObjectVersion:
     if not _FAST:
         return ObjectVersion(bucket, key, vid, mtime, size, etag, marker, latest, ctype,
-                             {}, {}, {}, sums, sclass, owner, None, _EMPTY, ())  # fmt: skip
+                             {}, {}, {}, sums, sclass, owner, None, _EMPTY, (), "private")  # fmt: skip
     s = _set
     o: ObjectVersion = _new(ObjectVersion)
     s[0](o, bucket)
@@ -260,6 +263,7 @@ def _listing_record(
     s[15](o, None)
     s[16](o, _EMPTY)
     s[17](o, ())
+    s[18](o, "private")
     return o
 
 
@@ -279,7 +283,7 @@ def live_version_from_row(bucket: str, row: Sequence[Any]) -> ObjectVersion:
 
 def version_from_row(bucket: str, row: Sequence[Any]) -> ObjectVersion:
     (key, vid, latest, marker, mtime, size, etag, sclass, owner, ctype, sums) = row[:11]
-    part_sizes, headers, meta, tags, manifest, inline = row[11:]
+    part_sizes, headers, meta, tags, manifest, inline, acl = row[11:]
     return ObjectVersion(
         bucket=bucket,
         key=key,
@@ -299,6 +303,7 @@ def version_from_row(bucket: str, row: Sequence[Any]) -> ObjectVersion:
         inline=None if inline is None else bytes(inline),
         manifest=load_manifest(manifest),
         part_sizes=tuple(json.loads(part_sizes)) if part_sizes else (),
+        acl=acl,
     )
 
 
@@ -321,13 +326,14 @@ def upload_params(u: Upload) -> dict[str, Any]:
         "headers": dump_map(u.headers),
         "user_metadata": dump_map(u.user_metadata),
         "tags": dump_map(u.tags),
+        "acl": u.acl,
     }
 
 
 def upload_from_row(row: Sequence[Any]) -> Upload:
     """From a row of :data:`UPLOAD_COLUMNS`."""
     upload_id, bucket, key, initiated, owner, ctype, sclass, policy, algo, ctype2 = row[:10]
-    headers, meta, tags = row[10:]
+    headers, meta, tags, acl = row[10:]
     return Upload(
         bucket=bucket,
         key=key,
@@ -342,6 +348,7 @@ def upload_from_row(row: Sequence[Any]) -> Upload:
         policy=policy,
         checksum_algorithm=algo,
         checksum_type=ctype2,
+        acl=acl,
     )
 
 

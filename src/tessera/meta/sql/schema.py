@@ -119,6 +119,7 @@ versions = sa.Table(
     sa.Column("tags", sa.Text),
     sa.Column("manifest", sa.Text),
     sa.Column("inline", sa.LargeBinary),
+    sa.Column("acl", sa.Text, nullable=False, server_default="private"),
     implicit_returning=False,
 )
 _live = sa.and_(versions.c.is_latest, sa.not_(versions.c.delete_marker))
@@ -156,6 +157,7 @@ uploads = sa.Table(
     sa.Column("headers", sa.Text),
     sa.Column("user_metadata", sa.Text),
     sa.Column("tags", sa.Text),
+    sa.Column("acl", sa.Text, nullable=False, server_default="private"),
     sa.Index("ix_uploads_order", "bucket", "key", "seq"),
     implicit_returning=False,
 )

@@ -78,6 +78,7 @@ _UPDATE_ATTRS = (
         headers=sa.bindparam("headers"),
         content_type=sa.bindparam("content_type"),
         checksums=sa.bindparam("checksums"),
+        acl=sa.bindparam("acl"),
     )
 )
 _LIVE = (_v.is_latest, sa.not_(_v.delete_marker))
@@ -239,8 +240,8 @@ class VersionsMixin(StoreBase):
         return await self._db.write(tx)
 
     async def update_version(self, version: ObjectVersion) -> None:
-        """Replace tags, user metadata, headers, content type and checksums of an
-        existing version in place. Raises VersionNotFound."""
+        """Replace tags, user metadata, headers, content type, checksums and ACL of
+        an existing version in place. Raises VersionNotFound."""
         params = {
             "b": version.bucket,
             "k": version.key,
@@ -250,6 +251,7 @@ class VersionsMixin(StoreBase):
             "headers": dump_map(version.headers),
             "content_type": version.content_type,
             "checksums": dump_map(version.checksums),
+            "acl": version.acl,
         }
         execute = self._dialect.execute
 

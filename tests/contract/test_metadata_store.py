@@ -19,7 +19,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -411,6 +411,78 @@ async def test_delete_markers_and_promotion(store: MetadataStore, bucket: str) -
     assert await refcounts(store, "b1", "b2") == [0, 0]
 
 
+class Refused(Exception):
+    pass
+
+
+def refuse(seen: list[ObjectVersion | None]) -> Callable[[ObjectVersion | None], None]:
+    """A guard that records what it is shown, then refuses."""
+
+    def guard(v: ObjectVersion | None) -> None:
+        seen.append(v)
+        raise Refused
+
+    return guard
+
+
+async def test_put_version_guard(store: MetadataStore, bucket: str) -> None:
+    seen: list[ObjectVersion | None] = []
+    with pytest.raises(Refused):
+        await store.put_version(ver("k", "v1", ("v1", "b1")), refuse(seen))
+    assert seen == [None]  # the key has no version
+    with pytest.raises(ObjectNotFound):
+        await store.get_version(bucket, "k")
+    assert await refcounts(store, "b1") == [0]
+    shown: list[ObjectVersion | None] = []
+    await store.put_version(ver("k", "v1", ("v1", "b1")), shown.append)
+    await store.put_version(ver("k", "null", ("v1", "b2"), size=5), shown.append)
+    assert shown[0] is None
+    assert shown[1] is not None
+    assert (shown[1].version_id, shown[1].size, shown[1].etag) == ("v1", 10, "e")
+    # A refused put changes nothing, not even the null version it would replace.
+    seen.clear()
+    with pytest.raises(Refused):
+        await store.put_version(ver("k", "null", ("v1", "b3")), refuse(seen))
+    [latest] = seen
+    assert latest is not None
+    assert (latest.version_id, latest.size, latest.delete_marker) == ("null", 5, False)
+    assert ids(await store.list_versions(bucket)) == [("k", "null"), ("k", "v1")]
+    assert await refcounts(store, "b1", "b2", "b3") == [1, 1, 0]
+    await check_latest(store, bucket, "k")
+    # Delete markers are shown as such.
+    await store.put_version(ver("k", "m1", marker=True))
+    seen.clear()
+    with pytest.raises(Refused):
+        await store.put_version(ver("k", "v2"), refuse(seen))
+    [latest] = seen
+    assert latest is not None
+    assert (latest.version_id, latest.delete_marker) == ("m1", True)
+    assert (await store.get_version(bucket, "k")).version_id == "m1"
+
+
+async def test_delete_version_guard(store: MetadataStore, bucket: str) -> None:
+    await store.put_version(ver("k", "v1", ("v1", "b1")))
+    await store.put_version(ver("k", "v2", ("v1", "b2"), size=7))
+    seen: list[ObjectVersion | None] = []
+    with pytest.raises(Refused):
+        await store.delete_version(bucket, "k", "v2", refuse(seen))
+    [shown] = seen
+    assert shown is not None
+    assert (shown.version_id, shown.size, shown.is_latest) == ("v2", 7, True)
+    assert ids(await store.list_versions(bucket)) == [("k", "v2"), ("k", "v1")]
+    await check_latest(store, bucket, "k")
+    assert await refcounts(store, "b1", "b2") == [1, 1]
+    seen.clear()
+    with pytest.raises(VersionNotFound):  # missing: the guard is not called
+        await store.delete_version(bucket, "k", "v9", refuse(seen))
+    assert seen == []
+    shown_ok: list[ObjectVersion] = []
+    removed = await store.delete_version(bucket, "k", "v2", shown_ok.append)
+    assert [v.version_id for v in shown_ok] == ["v2"] and removed.version_id == "v2"
+    await check_latest(store, bucket, "k")
+    assert await refcounts(store, "b1", "b2") == [1, 0]
+
+
 async def test_update_version(store: MetadataStore, bucket: str) -> None:
     await store.put_version(ver("k", "v1", ("v1", "b1")))
     await store.put_version(ver("k", "v2"))
@@ -596,6 +668,26 @@ async def test_complete_upload(store: MetadataStore, bucket: str) -> None:
     assert await refcounts(store, "a") == [1]
 
 
+async def test_complete_upload_guard(store: MetadataStore, bucket: str) -> None:
+    await store.put_version(ver("k", "null", ("v1", "old")))
+    await store.create_upload(Upload(bucket, "k", "u1", T0, "acct"))
+    await store.put_part(part("u1", 1, ("v1", "a")))
+    final = ver("k", "null", ("v1", "a"))
+    seen: list[ObjectVersion | None] = []
+    with pytest.raises(Refused):
+        await store.complete_upload(bucket, "u1", final, refuse(seen))
+    [shown] = seen
+    assert shown is not None and shown.version_id == "null"
+    # Nothing changed: the upload, its part and the old version are all there.
+    assert (await store.get_upload(bucket, "u1")).key == "k"
+    assert [p.number for p in await store.list_parts("u1")] == [1]
+    assert (await store.get_version(bucket, "k")).manifest == manifest(("v1", "old"))
+    assert await refcounts(store, "a", "old") == [1, 1]
+    displaced = await store.complete_upload(bucket, "u1", final, lambda v: None)
+    assert displaced is not None and displaced.manifest == manifest(("v1", "old"))
+    assert await refcounts(store, "a", "old") == [1, 0]
+
+
 async def test_abort_upload(store: MetadataStore, bucket: str) -> None:
     await store.create_upload(Upload(bucket, "k", "u1", T0, "acct"))
     await store.put_part(part("u1", 1, ("v1", "a"), ("v1", "shared")))
@@ -668,6 +760,42 @@ async def test_concurrent_null_puts_one_key(store: MetadataStore, bucket: str) -
     counts = await refcounts(store, *(f"b{i}" for i in range(n)))
     assert sorted(counts) == [0] * (n - 1) + [1]
     assert await refcounts(store, "common") == [1]
+
+
+async def test_concurrent_guarded_puts_one_key(store: MetadataStore, bucket: str) -> None:
+    """Create-only puts racing on one key: the guard sees every committed put,
+    so exactly one succeeds (check and write are atomic)."""
+
+    def absent(v: ObjectVersion | None) -> None:
+        if v is not None:
+            raise Refused
+
+    n = 32
+    puts = [ver("hot", f"v{i:02}", ("v1", f"c{i}")) for i in range(n)]
+    results = await asyncio.gather(
+        *(store.put_version(v, absent) for v in puts), return_exceptions=True
+    )
+    assert sum(r is None for r in results) == 1
+    assert all(isinstance(r, Refused) for r in results if r is not None)
+    assert len(await store.list_versions(bucket)) == 1
+    assert sorted(await refcounts(store, *(f"c{i}" for i in range(n)))) == [0] * (n - 1) + [1]
+    # Compare-and-set on the ETag: each writer expects the ETag it last saw.
+    current = await store.get_version(bucket, "hot")
+
+    def expect(etag: str) -> Callable[[ObjectVersion | None], None]:
+        def guard(v: ObjectVersion | None) -> None:
+            if v is None or v.etag != etag:
+                raise Refused
+
+        return guard
+
+    updates = [replace(ver("hot", f"w{i:02}"), etag=f"w{i}") for i in range(n)]
+    results = await asyncio.gather(
+        *(store.put_version(u, expect(current.etag)) for u in updates), return_exceptions=True
+    )
+    assert sum(r is None for r in results) == 1
+    assert len(await store.list_versions(bucket)) == 2
+    await check_latest(store, bucket, "hot")
 
 
 async def test_concurrent_versioned_puts_and_deletes(store: MetadataStore, bucket: str) -> None:

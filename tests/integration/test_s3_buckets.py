@@ -178,3 +178,36 @@ def test_listing_edge_arguments(s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.list_objects_v2(Bucket=bucket, ContinuationToken="!!not a token!!")
     assert code(e) == "InvalidArgument"
+
+
+def test_unsupported_configuration_is_refused_not_ignored(s3, bucket):
+    """A setting Tessera would not enforce (encryption, lock, lifecycle...) is refused."""
+    calls = [
+        lambda: s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        ),
+        lambda: s3.put_object_lock_configuration(
+            Bucket=bucket, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"}
+        ),
+        lambda: s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={
+                "Rules": [{"ID": "x", "Status": "Enabled", "Filter": {}, "Expiration": {"Days": 1}}]
+            },
+        ),
+        lambda: s3.create_bucket(
+            Bucket=f"lock-{uuid.uuid4().hex[:10]}", ObjectLockEnabledForBucket=True
+        ),
+        lambda: s3.put_object(Bucket=bucket, Key="k", Body=b"x", ObjectLockLegalHoldStatus="ON"),
+    ]
+    for call in calls:
+        with pytest.raises(ClientError) as e:
+            call()
+        assert code(e) == "NotImplemented"
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_encryption(Bucket=bucket)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tessera.common.clock import Clock, SystemClock
+from tessera.core.access import require_bucket
 from tessera.core.requests import Principal
 from tessera.data.contract import DataStore
 from tessera.meta.store import MetadataStore
-from tessera.model.errors import AccessDenied
 from tessera.model.records import Bucket
 
 
@@ -40,9 +40,11 @@ class ServiceBase:
         self.clock: Clock = clock or SystemClock()
         self.options = options or CoreOptions()
 
-    async def _bucket(self, who: Principal, name: str) -> Bucket:
-        """The bucket if ``who`` may use it. Raises BucketNotFound, AccessDenied."""
+    async def _bucket(self, who: Principal, name: str, need: str = "owner") -> Bucket:
+        """The bucket if ``who`` has ``need`` (``owner``, ``read``, ``write`` or
+        ``exists``: no check) on it; see :mod:`tessera.core.access`. Raises
+        BucketNotFound, AccessDenied."""
         bucket = await self.meta.get_bucket(name)
-        if bucket.owner != who.account_id:
-            raise AccessDenied("Access Denied", bucket=name)
+        if need != "exists":
+            require_bucket(who, bucket, need)
         return bucket

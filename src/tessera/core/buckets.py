@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from tessera.core.access import ACL_CONFIG, ANONYMOUS, bucket_acl, check_acl
 from tessera.core.base import ServiceBase
 from tessera.core.requests import Principal
 from tessera.core.validation import MAX_BUCKET_TAGS, check_bucket_name, check_tags
 from tessera.model.errors import (
+    AccessDenied,
     BucketAlreadyOwnedByYou,
     ConfigurationNotFound,
     InvalidArgument,
@@ -27,6 +29,7 @@ class BucketOps(ServiceBase):
         region: str | None = None,
         object_lock: bool = False,
         policy: str | None = None,
+        acl: str = "private",
     ) -> Bucket:
         """Create a bucket owned by ``who``.
 
@@ -38,6 +41,7 @@ class BucketOps(ServiceBase):
         if region is not None and region not in ("", self.options.region):
             raise InvalidArgument(f"Invalid location constraint {region!r}", location=region)
         pol = str(Policy.parse(policy or self.options.default_policy))
+        acl = check_acl(acl, bucket=True)
         bucket = Bucket(
             name=name,
             owner=who.account_id,
@@ -46,6 +50,7 @@ class BucketOps(ServiceBase):
             versioning="enabled" if object_lock else "unversioned",
             policy=pol,
             object_lock=object_lock,
+            config={ACL_CONFIG: acl} if acl != "private" else {},
         )
         try:
             await self.meta.create_bucket(bucket)
@@ -54,12 +59,13 @@ class BucketOps(ServiceBase):
             # and changes nothing; every other region answers the error.
             if self.options.region != "us-east-1":
                 raise
-            return await self.meta.get_bucket(name)
+            # ...and, as S3 does, resets the bucket's ACL to the one requested.
+            return await self.put_bucket_acl(who, name, acl)
         return bucket
 
     async def head_bucket(self, who: Principal, name: str) -> Bucket:
         """Raises BucketNotFound or AccessDenied."""
-        return await self._bucket(who, name)
+        return await self._bucket(who, name, "read")
 
     async def delete_bucket(self, who: Principal, name: str) -> None:
         """Raises BucketNotFound, AccessDenied, BucketNotEmpty."""
@@ -67,7 +73,26 @@ class BucketOps(ServiceBase):
         await self.meta.delete_bucket(name)
 
     async def list_buckets(self, who: Principal) -> list[Bucket]:
+        """The caller's buckets by name. AccessDenied for anonymous callers."""
+        if who == ANONYMOUS:
+            raise AccessDenied("Access Denied")
         return await self.meta.list_buckets(who.account_id)
+
+    async def get_bucket_acl(self, who: Principal, name: str) -> str:
+        """The bucket's canned ACL (owner only). Raises BucketNotFound, AccessDenied."""
+        return bucket_acl(await self._bucket(who, name))
+
+    async def put_bucket_acl(self, who: Principal, name: str, acl: str) -> Bucket:
+        """Set the bucket's canned ACL (owner only). Raises BucketNotFound,
+        AccessDenied, InvalidArgument."""
+        acl = check_acl(acl, bucket=True)
+        bucket = await self._bucket(who, name)
+        config = {k: v for k, v in bucket.config.items() if k != ACL_CONFIG}
+        if acl != "private":
+            config[ACL_CONFIG] = acl
+        updated = dataclasses.replace(bucket, config=config)
+        await self.meta.update_bucket(updated)
+        return updated
 
     async def put_bucket_versioning(self, who: Principal, name: str, status: str) -> Bucket:
         """``status`` is ``Enabled`` or ``Suspended``. A bucket with object lock
@@ -100,13 +125,6 @@ class BucketOps(ServiceBase):
     async def delete_bucket_tags(self, who: Principal, name: str) -> None:
         bucket = await self._bucket(who, name)
         await self.meta.update_bucket(dataclasses.replace(bucket, tags={}))
-
-    async def put_bucket_config(self, who: Principal, name: str, kind: str, document: str) -> None:
-        """Store a bucket sub-resource document (``cors``, ``policy``, ``lifecycle``...) verbatim."""
-        bucket = await self._bucket(who, name)
-        await self.meta.update_bucket(
-            dataclasses.replace(bucket, config={**bucket.config, kind: document})
-        )
 
     async def get_bucket_config(self, who: Principal, name: str, kind: str) -> str:
         """Raises ConfigurationNotFound when that document is not set."""

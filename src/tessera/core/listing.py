@@ -37,7 +37,7 @@ class ListingOps(ServiceBase):
         """Latest live objects and common prefixes, in key order, at most
         ``max_keys`` entries in all. ``next_after`` is the last entry returned
         (key or common prefix), the position a continuation resumes from."""
-        await self._bucket(who, req.bucket)
+        await self._bucket(who, req.bucket, "read")
         objects: list[ObjectVersion] = []
         prefixes: list[str] = []
         after = req.after
@@ -75,7 +75,7 @@ class ListingOps(ServiceBase):
 
     async def list_versions(self, who: Principal, req: VersionListRequest) -> VersionListResult:
         """Versions and delete markers by key, newest first within a key."""
-        await self._bucket(who, req.bucket)
+        await self._bucket(who, req.bucket, "read")
         versions: list[ObjectVersion] = []
         prefixes: list[str] = []
         after_key: str | None = req.key_marker or None

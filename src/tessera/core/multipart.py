@@ -7,11 +7,13 @@ every part is a list of segments that can be concatenated.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 from tessera.common.checksums import composite_checksum, multipart_etag
 from tessera.common.ids import new_upload_id
 from tessera.common.ranges import RangeSpec
+from tessera.core.access import check_acl
 from tessera.core.conditions import check_copy_source, check_write
 from tessera.core.listing import _MAX, common_prefix
 from tessera.core.objects import ObjectOps
@@ -58,7 +60,7 @@ class MultipartOps(ObjectOps):
         checksum_algorithm: str = "",
         checksum_type: str = "",
     ) -> Upload:
-        bucket = await self._bucket(who, bucket_name)
+        bucket = await self._bucket(who, bucket_name, "write")
         check_key(key)
         check_user_metadata(attributes.user_metadata)
         check_tags(attributes.tags)
@@ -77,12 +79,13 @@ class MultipartOps(ObjectOps):
             policy=bucket.policy,
             checksum_algorithm=algo,
             checksum_type=(checksum_type or "COMPOSITE").upper() if algo else "",
+            acl=check_acl(attributes.acl, bucket=False),
         )
         await self.meta.create_upload(upload)
         return upload
 
     async def _upload(self, who: Principal, bucket: str, key: str, upload_id: str) -> Upload:
-        await self._bucket(who, bucket)
+        await self._bucket(who, bucket, "write")
         upload = await self.meta.get_upload(bucket, upload_id)
         if upload.key != key:
             raise UploadNotFound("The specified upload does not exist.", upload_id=upload_id)
@@ -156,8 +159,8 @@ class MultipartOps(ObjectOps):
         """Copy (a range of) an object into a part; returns the part and the source version id."""
         self._check_part_number(number)
         await self._upload(who, bucket_name, key, upload_id)
-        await self._bucket(who, src_bucket)
-        src = await self._readable_version(src_bucket, src_key, src_version_id)
+        source_bucket = await self._bucket(who, src_bucket, "exists")
+        src = await self._version_for(who, source_bucket, src_key, src_version_id)
         check_copy_source(source_conditions, src)
         byte_range = None
         if src_range is not None:
@@ -183,7 +186,8 @@ class MultipartOps(ObjectOps):
 
         Raises UploadNotFound, InvalidPartOrder (numbers not ascending), InvalidPart
         (unknown part or ETag/checksum mismatch), PartTooSmall (a part but the last
-        under the minimum), PreconditionFailed.
+        under the minimum), PreconditionFailed and ObjectNotFound (``conditions``,
+        see :func:`~tessera.core.conditions.check_write`).
         """
         upload = await self._upload(who, bucket_name, key, upload_id)
         bucket = await self.meta.get_bucket(bucket_name)
@@ -219,8 +223,6 @@ class MultipartOps(ObjectOps):
                     size=part.size,
                     min_size=self.options.min_part_size,
                 )
-        if conditions is not None and not conditions.empty:
-            check_write(conditions, await self._current(bucket_name, key))
         manifest = chosen[0].manifest
         for part in chosen[1:]:
             manifest = manifest.concat(part.manifest)
@@ -244,8 +246,14 @@ class MultipartOps(ObjectOps):
             owner=who.account_id,
             manifest=manifest,
             part_sizes=tuple(p.size for p in chosen),
+            acl=upload.acl,
         )
-        await self.meta.complete_upload(bucket_name, upload_id, version)
+        # If-Match / If-None-Match are checked in the completing transaction;
+        # when they fail, the upload is left as it was.
+        guard = None
+        if conditions is not None and not conditions.empty:
+            guard = functools.partial(check_write, conditions)
+        await self.meta.complete_upload(bucket_name, upload_id, version, guard)
         return version
 
     async def abort_upload(
@@ -271,7 +279,7 @@ class MultipartOps(ObjectOps):
         return upload, parts[:max_parts], len(parts) > max_parts
 
     async def list_uploads(self, who: Principal, req: UploadListRequest) -> UploadListResult:
-        await self._bucket(who, req.bucket)
+        await self._bucket(who, req.bucket, "read")
         uploads: list[Upload] = []
         prefixes: list[str] = []
         key_marker: str | None = req.key_marker or None

@@ -12,23 +12,31 @@ Theory of operation:
   delete marker.
 * Copies share data: the destination version names the same blocks as the
   source (the metadata store counts the extra references). No bytes move.
+* Conditional writes and deletes (:mod:`tessera.core.conditions`) are checked
+  before any byte is read, then again as a guard inside the metadata
+  transaction that commits: the check and the change are atomic. A refused
+  write discards the blocks it stored.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 
 from tessera.common.checksums import ALGORITHMS
 from tessera.common.ids import NULL_VERSION, new_version_id
 from tessera.common.ranges import ByteRange
+from tessera.core.access import check_acl, require_bucket, require_object_read
 from tessera.core.base import ServiceBase
-from tessera.core.conditions import check_copy_source, check_read, check_write
+from tessera.core.conditions import check_copy_source, check_delete, check_read, check_write
 from tessera.core.requests import (
     CopyRequest,
     CopyResult,
+    DeleteConditions,
     DeleteError,
     DeleteResult,
+    DeleteTarget,
     GetRequest,
     Integrity,
     ObjectAttributes,
@@ -48,10 +56,22 @@ from tessera.model.errors import (
     InvalidRequest,
     NotFound,
     ObjectNotFound,
+    PreconditionFailed,
     TesseraError,
     VersionNotFound,
 )
 from tessera.model.records import Bucket, ObjectVersion
+
+
+class _NothingToDelete(Exception):
+    """Raised by a conditional delete's guard: the key has no version at all."""
+
+
+def _current_delete_guard(cond: DeleteConditions, current: ObjectVersion | None) -> None:
+    """Guard of a conditional delete marker: checks the current version."""
+    if current is None:
+        raise _NothingToDelete
+    check_delete(cond, current)
 
 
 class ObjectOps(ServiceBase):
@@ -64,6 +84,20 @@ class ObjectOps(ServiceBase):
             return await self.meta.get_version(bucket, key)
         except NotFound:
             return None
+
+    async def _version_for(
+        self, who: Principal, bucket: Bucket, key: str, version_id: str | None
+    ) -> ObjectVersion:
+        """:meth:`_readable_version` for a reader ``who``: AccessDenied unless the
+        object's ACL lets ``who`` read it, and AccessDenied instead of a missing
+        object for a caller who may not list the bucket (existence is not leaked)."""
+        try:
+            v = await self._readable_version(bucket.name, key, version_id)
+        except NotFound:
+            require_bucket(who, bucket, "read")
+            raise
+        require_object_read(who, bucket, v)
+        return v
 
     async def _readable_version(
         self, bucket: str, key: str, version_id: str | None
@@ -122,8 +156,9 @@ class ObjectOps(ServiceBase):
     async def put_object(self, who: Principal, req: PutRequest) -> ObjectVersion:
         """Store a whole object. Raises BucketNotFound, AccessDenied, KeyTooLong,
         MetadataTooLarge, InvalidTag, BadDigest, IncompleteBody, EntityTooLarge,
-        PreconditionFailed, StorageFull, Unavailable."""
-        bucket = await self._bucket(who, req.bucket)
+        PreconditionFailed and ObjectNotFound (``req.conditions``), StorageFull,
+        Unavailable."""
+        bucket = await self._bucket(who, req.bucket, "write")
         check_key(req.key)
         attrs = req.attributes
         check_user_metadata(attrs.user_metadata)
@@ -147,11 +182,14 @@ class ObjectOps(ServiceBase):
             owner=who.account_id,
             inline=result.inline,
             manifest=result.manifest,
+            acl=check_acl(attrs.acl, bucket=False),
         )
-        if not req.conditions.empty:
-            # Re-check just before commit so a racing writer is not silently overwritten.
-            check_write(req.conditions, await self._current(req.bucket, req.key))
-        await self.meta.put_version(version)
+        guard = None if req.conditions.empty else functools.partial(check_write, req.conditions)
+        try:
+            await self.meta.put_version(version, guard)
+        except (PreconditionFailed, NotFound):  # refused: the row was not stored
+            await self.data.discard(result)
+            raise
         return version
 
     # -- get / head -----------------------------------------------------------------
@@ -163,8 +201,8 @@ class ObjectOps(ServiceBase):
         Raises ObjectNotFound, VersionNotFound, DeleteMarkerHit, PreconditionFailed,
         NotModified, InvalidRange, InvalidPartNumber.
         """
-        bucket = await self._bucket(who, req.bucket)
-        v = await self._readable_version(req.bucket, req.key, req.version_id)
+        bucket = await self._bucket(who, req.bucket, "exists")
+        v = await self._version_for(who, bucket, req.key, req.version_id)
         check_read(req.conditions, v)
         byte_range = None
         parts_count = len(v.part_sizes) or None
@@ -195,20 +233,32 @@ class ObjectOps(ServiceBase):
 
     # -- delete -----------------------------------------------------------------
     async def delete_object(
-        self, who: Principal, bucket_name: str, key: str, version_id: str | None = None
+        self,
+        who: Principal,
+        bucket_name: str,
+        key: str,
+        version_id: str | None = None,
+        conditions: DeleteConditions | None = None,
     ) -> DeleteResult:
         """Delete a version, or the current object (a delete marker on versioned
-        buckets). Deleting something absent succeeds (S3 semantics)."""
-        bucket = await self._bucket(who, bucket_name)
+        buckets). Deleting something absent succeeds (S3 semantics).
+
+        With ``conditions``, the version removed or hidden (the named one, else
+        the current one) must match them, or PreconditionFailed is raised and
+        nothing changes. A conditional delete of a key that has no version at
+        all does nothing (no delete marker is added)."""
+        bucket = await self._bucket(who, bucket_name, "write")
+        cond = conditions if conditions is not None and not conditions.empty else None
+        guard = None if cond is None else functools.partial(check_delete, cond)
         if version_id is not None:
             try:
-                removed = await self.meta.delete_version(bucket_name, key, version_id)
+                removed = await self.meta.delete_version(bucket_name, key, version_id, guard)
             except (VersionNotFound, ObjectNotFound):
                 return DeleteResult(key, version_id, False)
             return DeleteResult(key, version_id, removed.delete_marker)
         if bucket.versioning == "unversioned":
             with contextlib.suppress(VersionNotFound, ObjectNotFound):
-                await self.meta.delete_version(bucket_name, key, NULL_VERSION)
+                await self.meta.delete_version(bucket_name, key, NULL_VERSION, guard)
             return DeleteResult(key, None, False)
         marker = ObjectVersion(
             bucket=bucket_name,
@@ -219,20 +269,31 @@ class ObjectOps(ServiceBase):
             owner=who.account_id,
             etag="",
         )
-        await self.meta.put_version(marker)
+        if cond is None:
+            await self.meta.put_version(marker)
+        else:
+            try:
+                await self.meta.put_version(marker, functools.partial(_current_delete_guard, cond))
+            except _NothingToDelete:
+                return DeleteResult(key, None, False)
         return DeleteResult(key, marker.version_id, True)
 
     async def delete_objects(
-        self, who: Principal, bucket_name: str, items: list[tuple[str, str | None]]
+        self, who: Principal, bucket_name: str, items: list[DeleteTarget]
     ) -> list[DeleteResult | DeleteError]:
-        """Delete many; one result per item, in order. Bucket-level errors raise."""
-        await self._bucket(who, bucket_name)
+        """Delete many; one result per item, in order (a failed condition is that
+        item's PreconditionFailed error). Bucket-level errors raise."""
+        await self._bucket(who, bucket_name, "write")
         out: list[DeleteResult | DeleteError] = []
-        for key, version_id in items:
+        for item in items:
             try:
-                out.append(await self.delete_object(who, bucket_name, key, version_id))
+                out.append(
+                    await self.delete_object(
+                        who, bucket_name, item.key, item.version_id, item.conditions
+                    )
+                )
             except TesseraError as e:
-                out.append(DeleteError(key, version_id, e))
+                out.append(DeleteError(item.key, item.version_id, e))
         return out
 
     # -- copy --------------------------------------------------------------------
@@ -240,10 +301,10 @@ class ObjectOps(ServiceBase):
         """Server-side copy sharing the source's blocks. Raises the errors of a
         read of the source (PreconditionFailed for failed source conditions), of
         a write of the destination, and InvalidRequest for a no-op self copy."""
-        await self._bucket(who, req.src_bucket)
-        dst_bucket = await self._bucket(who, req.dst_bucket)
+        src_bucket = await self._bucket(who, req.src_bucket, "exists")
+        dst_bucket = await self._bucket(who, req.dst_bucket, "write")
         check_key(req.dst_key)
-        src = await self._readable_version(req.src_bucket, req.src_key, req.src_version_id)
+        src = await self._version_for(who, src_bucket, req.src_key, req.src_version_id)
         check_copy_source(req.source_conditions, src)
         replace = req.metadata_directive == "REPLACE"
         if req.metadata_directive not in ("COPY", "REPLACE") or req.tagging_directive not in (
@@ -299,6 +360,7 @@ class ObjectOps(ServiceBase):
             inline=inline,
             manifest=manifest,
             part_sizes=src.part_sizes,
+            acl=check_acl(attrs.acl, bucket=False),
         )
         await self.meta.put_version(version)
         return CopyResult(version, src.version_id)
@@ -330,6 +392,26 @@ class ObjectOps(ServiceBase):
         self, who: Principal, bucket: str, key: str, version_id: str | None = None
     ) -> ObjectVersion:
         return await self.put_object_tags(who, bucket, key, {}, version_id)
+
+    # -- ACL ------------------------------------------------------------------------
+    async def get_object_acl(
+        self, who: Principal, bucket: str, key: str, version_id: str | None = None
+    ) -> ObjectVersion:
+        """The version whose ``owner`` and ``acl`` are wanted. Bucket owner only.
+        Raises BucketNotFound, AccessDenied, ObjectNotFound, VersionNotFound."""
+        await self._bucket(who, bucket)
+        return await self._readable_version(bucket, key, version_id)
+
+    async def put_object_acl(
+        self, who: Principal, bucket: str, key: str, acl: str, version_id: str | None = None
+    ) -> ObjectVersion:
+        """Set the canned ACL of a version (bucket owner only). Raises the errors of
+        :meth:`get_object_acl` and InvalidArgument for an unknown canned ACL."""
+        acl = check_acl(acl, bucket=False)
+        v = await self.get_object_acl(who, bucket, key, version_id)
+        updated = dataclasses.replace(v, acl=acl)
+        await self.meta.update_version(updated)
+        return updated
 
 
 __all__ = ["ObjectNotFound", "ObjectOps"]

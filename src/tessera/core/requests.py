@@ -42,6 +42,32 @@ class Conditions:
 
 
 @dataclass(frozen=True, slots=True)
+class DeleteConditions:
+    """What the version to delete must be (``If-Match``,
+    ``x-amz-if-match-last-modified-time``, ``x-amz-if-match-size``, or the
+    ``ETag``, ``LastModifiedTime`` and ``Size`` of a DeleteObjects entry)."""
+
+    if_match: tuple[str, ...] | None = None
+    """Unquoted ETags; ``*`` matches any version, a delete marker too."""
+    last_modified: float | None = None
+    """Compared in whole seconds (the precision of HTTP dates)."""
+    size: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.if_match is None and self.last_modified is None and self.size is None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteTarget:
+    """One object of a DeleteObjects request."""
+
+    key: str
+    version_id: str | None = None
+    conditions: DeleteConditions = field(default_factory=DeleteConditions)
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectAttributes:
     """What a writer says about the object besides its bytes."""
 
@@ -50,6 +76,8 @@ class ObjectAttributes:
     user_metadata: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     storage_class: str = "STANDARD"
+    acl: str = "private"
+    """Canned ACL of the new object (never copied from a copy source, as in S3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +104,7 @@ class PutRequest:
     attributes: ObjectAttributes = field(default_factory=ObjectAttributes)
     integrity: Integrity = field(default_factory=Integrity)
     conditions: Conditions = field(default_factory=Conditions)
-    """If-Match / If-None-Match on writes (conditional PUT)."""
+    """If-Match / If-None-Match on writes (conditional PUT; dates are ignored)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """Who is calling: SigV4 header auth and presigned URLs, verified against the
-account keys of the core. Anonymous requests are denied.
+account keys of the core. An unsigned request gets the anonymous principal,
+which the core denies everything except what public canned ACLs grant.
 
 The result says how the body is protected (plain, sha256-signed, aws-chunked
 signed or unsigned with trailers) so :mod:`tessera.gateway.body` can decode and
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from tessera.core.access import ANONYMOUS
 from tessera.core.requests import Principal
 from tessera.core.service import ObjectService
 from tessera.model.errors import AccessKeyNotFound
@@ -73,8 +75,8 @@ async def authenticate(
 ) -> AuthContext:
     """Verify the request's signature. ``path`` is the decoded request path and
     ``query`` the decoded query pairs; ``v2_resource`` is the still-encoded path
-    with the bucket (what SigV2 signs). Raises S3Error (AccessDenied for anonymous
-    requests, InvalidAccessKeyId, SignatureDoesNotMatch, RequestTimeTooSkewed...)."""
+    with the bucket (what SigV2 signs). An unsigned request is anonymous. Raises
+    S3Error ( InvalidAccessKeyId, SignatureDoesNotMatch, RequestTimeTooSkewed...)."""
     headers = signing_headers(request)
     authz = headers.get("authorization")
     if (authz and authz.startswith("AWS ")) or any(k == "AWSAccessKeyId" for k, _ in query):
@@ -101,7 +103,9 @@ async def authenticate(
         payload_hash = headers.get("x-amz-content-sha256", UNSIGNED)
         sign_query = [(k, v) for k, v in query if k != "X-Amz-Signature"]
     else:
-        raise S3Error("AccessDenied", "Anonymous access is not allowed.")
+        if headers.get("x-amz-content-sha256", "").startswith("STREAMING-"):
+            raise S3Error("AccessDenied", "aws-chunked bodies need a signature")
+        return AuthContext(ANONYMOUS, UNSIGNED)
     try:
         key = await service.lookup_key(auth.credential.access_key)
     except AccessKeyNotFound as e:

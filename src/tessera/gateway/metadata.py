@@ -9,13 +9,15 @@ from collections.abc import Mapping
 from multidict import CIMultiDict
 
 from tessera.common.checksums import ALGORITHMS
-from tessera.core.requests import Conditions, ObjectAttributes
+from tessera.core.requests import Conditions, DeleteConditions, ObjectAttributes
 from tessera.model.records import ObjectVersion
+from tessera.protocol.s3.acl import canned_from_headers
 from tessera.protocol.s3.errors import S3Error
 from tessera.protocol.s3.headers import (
     format_http_date,
     parse_etag_list,
     parse_http_date,
+    parse_timestamp,
     quote_etag,
 )
 from tessera.protocol.s3.xml import parse_tagging_header
@@ -50,8 +52,14 @@ _RESPONSE_OVERRIDES = {
 }
 
 
-def attributes_from(headers: Mapping[str, str], *, with_tags: bool = True) -> ObjectAttributes:
-    """What a PUT / CreateMultipartUpload / CopyObject(REPLACE) says about the object."""
+def attributes_from(
+    headers: Mapping[str, str], *, with_tags: bool = True, owner: str = ""
+) -> ObjectAttributes:
+    """What a PUT / CreateMultipartUpload / CopyObject(REPLACE) says about the object.
+    Object lock headers answer NotImplemented: a lock that is not enforced must not
+    be accepted."""
+    if any(name.startswith("x-amz-object-lock-") for name in headers):
+        raise S3Error("NotImplemented", "Object lock is not supported.")
     stored: dict[str, str] = {}
     for name in STORED_HEADERS:
         if name in headers:
@@ -80,6 +88,7 @@ def attributes_from(headers: Mapping[str, str], *, with_tags: bool = True) -> Ob
         user_metadata=meta,
         tags=tags,
         storage_class=storage_class,
+        acl=canned_from_headers(headers, owner),
     )
 
 
@@ -139,6 +148,36 @@ def conditions_from(headers: Mapping[str, str], prefix: str = "") -> Conditions:
         if_none_match=etags("if-none-match"),
         if_modified_since=date("if-modified-since"),
         if_unmodified_since=date("if-unmodified-since"),
+    )
+
+
+def delete_conditions_from(headers: Mapping[str, str]) -> DeleteConditions:
+    """``If-Match``, ``x-amz-if-match-last-modified-time`` and ``x-amz-if-match-size``
+    of a DeleteObject. Unparsable values are InvalidArgument."""
+    if_match = headers.get("if-match")
+    mtime_text = headers.get("x-amz-if-match-last-modified-time")
+    size_text = headers.get("x-amz-if-match-size")
+    mtime = None if mtime_text is None else parse_timestamp(mtime_text)
+    if mtime_text is not None and mtime is None:
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid x-amz-if-match-last-modified-time",
+            extra={"ArgumentName": "x-amz-if-match-last-modified-time"},
+        )
+    size = None
+    if size_text is not None:
+        size_text = size_text.strip()
+        if not size_text.isascii() or not size_text.isdigit():
+            raise S3Error(
+                "InvalidArgument",
+                "Invalid x-amz-if-match-size",
+                extra={"ArgumentName": "x-amz-if-match-size"},
+            )
+        size = int(size_text)
+    return DeleteConditions(
+        if_match=tuple(parse_etag_list(if_match)) if if_match is not None else None,
+        last_modified=mtime,
+        size=size,
     )
 
 

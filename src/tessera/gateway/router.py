@@ -13,7 +13,8 @@ from urllib.parse import parse_qsl, unquote
 
 from tessera.protocol.s3.errors import S3Error
 
-# Sub-resources stored verbatim as bucket configuration documents.
+# Bucket sub-resources Tessera does not implement: GET answers that none is set,
+# DELETE succeeds, PUT answers NotImplemented (see _bucket_route).
 BUCKET_CONFIGS = {
     "cors": "cors",
     "policy": "policy",
@@ -127,7 +128,9 @@ def _bucket_route(method: str, bucket: str, q: dict[str, str]) -> Endpoint:
             if sub in q:
                 return Endpoint(op, bucket, query=q)
         if config:
-            return Endpoint("PutBucketConfig", bucket, query=q, config=config)
+            # Accepting a configuration that has no effect would mislead: a user
+            # would believe data is encrypted, locked or expired when it is not.
+            raise S3Error("NotImplemented", f"The bucket {config} configuration is not supported.")
         return Endpoint("CreateBucket", bucket, query=q)
     if method == "DELETE":
         if "tagging" in q:

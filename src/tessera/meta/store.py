@@ -17,13 +17,29 @@ Contracts every implementation honours (checked by ``tests/contract``):
   data and manifest.
 * Missing things raise the domain errors named in each docstring; nothing
   returns None for "missing" unless the docstring says so.
+* Guards (conditional writes and deletes): methods that take a ``guard`` call
+  it inside their transaction, once the key is locked against concurrent
+  writers and before anything is changed for good, with the version the
+  condition is about (its listing fields at least: delete marker, last
+  modified, size, ETag; content, headers and metadata may be absent). If
+  the guard raises, nothing changes and its exception propagates unchanged;
+  a check made this way cannot be invalidated by a concurrent write before
+  the commit. Guards must be quick, pure checks (they may run on a worker
+  thread, and more than once when a transaction is retried).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from tessera.model.records import AccessKey, Account, Bucket, ObjectVersion, Part, Upload
+
+LatestGuard = Callable[[ObjectVersion | None], None]
+"""Checks the latest version of a key (None: the key has no version) before a write."""
+
+VersionGuard = Callable[[ObjectVersion], None]
+"""Checks the version about to be removed."""
 
 
 class MetadataStore(Protocol):
@@ -90,7 +106,9 @@ class MetadataStore(Protocol):
         ...
 
     # -- object versions -------------------------------------------------------------
-    async def put_version(self, version: ObjectVersion) -> ObjectVersion | None:
+    async def put_version(
+        self, version: ObjectVersion, guard: LatestGuard | None = None
+    ) -> ObjectVersion | None:
         """Store ``version`` as the newest version of its key.
 
         If a version with the same ``version_id`` already exists for the key (the
@@ -98,6 +116,8 @@ class MetadataStore(Protocol):
         references released, and it is returned; otherwise returns None.
         References of the new manifest are added. ``is_latest`` of the input is
         ignored: the new version becomes latest. Raises BucketNotFound.
+        ``guard`` is called with the key's latest version before the write (see
+        the module docstring); whatever it raises is raised and nothing is stored.
         """
         ...
 
@@ -110,10 +130,13 @@ class MetadataStore(Protocol):
         does not exist. ``is_latest`` is set correctly."""
         ...
 
-    async def delete_version(self, bucket: str, key: str, version_id: str) -> ObjectVersion:
+    async def delete_version(
+        self, bucket: str, key: str, version_id: str, guard: VersionGuard | None = None
+    ) -> ObjectVersion:
         """Remove one version row for good, release its references, and make the
         next newest version (if any) latest. Returns the removed record.
-        Raises VersionNotFound."""
+        Raises VersionNotFound (before ``guard`` is called). ``guard`` is called
+        with the version to remove; whatever it raises is raised and nothing changes."""
         ...
 
     async def update_version(self, version: ObjectVersion) -> None:
@@ -182,13 +205,18 @@ class MetadataStore(Protocol):
         ...
 
     async def complete_upload(
-        self, bucket: str, upload_id: str, version: ObjectVersion
+        self,
+        bucket: str,
+        upload_id: str,
+        version: ObjectVersion,
+        guard: LatestGuard | None = None,
     ) -> ObjectVersion | None:
         """Atomically remove the upload and all of its parts and store ``version``
         as :meth:`put_version` does (returns what it displaced). References held by
         the parts are released and those of the version's manifest added, so
         blocks reused from parts keep their count. Raises UploadNotFound when the
-        upload is already gone."""
+        upload is already gone. ``guard`` is as for :meth:`put_version`; when it
+        raises, the upload and its parts are left as they were."""
         ...
 
     async def abort_upload(self, bucket: str, upload_id: str) -> None:

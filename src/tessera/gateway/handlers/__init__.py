@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from tessera.gateway.context import Ctx
-from tessera.gateway.handlers import bucket, listing, multipart, objects
+from tessera.gateway.handlers import acl, bucket, listing, multipart, objects
 
 Handler = Callable[[Ctx], Awaitable[web.StreamResponse]]
 
@@ -17,4 +17,5 @@ HANDLERS: dict[str, Handler] = {
     **listing.HANDLERS,
     **objects.HANDLERS,
     **multipart.HANDLERS,
+    **acl.HANDLERS,
 }

@@ -9,10 +9,11 @@ from typing import Any
 
 from aiohttp import web
 
-from tessera.core.requests import DeleteError
+from tessera.core.requests import DeleteConditions, DeleteError, DeleteTarget
 from tessera.gateway.context import Ctx, empty_response, xml_response
 from tessera.gateway.errors import to_s3_error
 from tessera.model.errors import TesseraError
+from tessera.protocol.s3.acl import canned_from_headers
 from tessera.protocol.s3.errors import S3Error
 from tessera.protocol.s3.headers import format_iso8601
 from tessera.protocol.s3.xml import (
@@ -22,7 +23,6 @@ from tessera.protocol.s3.xml import (
     parse_versioning,
 )
 
-ACL_PRIVATE = ("private", "")
 MAX_BUCKETS_PAGE = 10000
 """ListBuckets answers at most this many buckets a page (S3's max-buckets bound)."""
 
@@ -77,15 +77,13 @@ async def list_buckets(ctx: Ctx) -> web.StreamResponse:
 async def create_bucket(ctx: Ctx) -> web.StreamResponse:
     doc = await ctx.body.read_document()
     region = parse_create_bucket(doc) if doc.strip() else None
-    acl = ctx.headers.get("x-amz-acl", "")
-    if acl not in ACL_PRIVATE and acl not in (
-        "public-read",
-        "public-read-write",
-        "authenticated-read",
-    ):
-        raise S3Error("InvalidArgument", f"Invalid canned ACL {acl!r}")
+    acl = canned_from_headers(ctx.headers, ctx.principal.account_id)
     lock = ctx.headers.get("x-amz-bucket-object-lock-enabled", "").lower() == "true"
-    await ctx.service.create_bucket(ctx.principal, ctx.bucket, region=region, object_lock=lock)
+    if lock:
+        raise S3Error("NotImplemented", "Object lock is not supported.")
+    await ctx.service.create_bucket(
+        ctx.principal, ctx.bucket, region=region, object_lock=lock, acl=acl
+    )
     return empty_response(headers={"Location": "/" + ctx.bucket})
 
 
@@ -148,59 +146,27 @@ async def get_config(ctx: Ctx) -> web.StreamResponse:
     return web.Response(body=doc.encode(), content_type=ctype)
 
 
-async def put_config(ctx: Ctx) -> web.StreamResponse:
-    doc = await ctx.body.read_document()
-    if not doc.strip():
-        raise S3Error("MissingRequestBodyError", "Request Body is empty")
-    await ctx.service.put_bucket_config(
-        ctx.principal, ctx.bucket, ctx.endpoint.config, doc.decode("utf-8", "replace")
-    )
-    return empty_response(204 if ctx.endpoint.config == "policy" else 200)
-
-
 async def delete_config(ctx: Ctx) -> web.StreamResponse:
     await ctx.service.delete_bucket_config(ctx.principal, ctx.bucket, ctx.endpoint.config)
     return empty_response(204)
 
 
-def acl_document(account_id: str) -> dict[str, Any]:
-    return {
-        "Owner": owner(account_id),
-        "AccessControlList": {
-            "Grant": [
-                {
-                    "Grantee": {
-                        "@xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
-                        "@xsi:type": "CanonicalUser",
-                        **owner(account_id),
-                    },
-                    "Permission": "FULL_CONTROL",
-                }
-            ]
-        },
-    }
-
-
-async def get_bucket_acl(ctx: Ctx) -> web.StreamResponse:
-    b = await ctx.service.head_bucket(ctx.principal, ctx.bucket)
-    return xml_response("AccessControlPolicy", acl_document(b.owner))
-
-
-async def put_bucket_acl(ctx: Ctx) -> web.StreamResponse:
-    await ctx.service.head_bucket(ctx.principal, ctx.bucket)
-    await ctx.body.read_document()
-    if ctx.headers.get("x-amz-acl", "private") not in ACL_PRIVATE:
-        raise S3Error(
-            "NotImplemented",
-            "Only the private canned ACL is supported; use pre-authenticated requests to share.",
-        )
-    return empty_response()
-
-
 async def delete_objects(ctx: Ctx) -> web.StreamResponse:
     doc = await ctx.body.read_document(limit=2 << 20)
-    quiet, items = parse_delete(doc)
-    results = await ctx.service.delete_objects(ctx.principal, ctx.bucket, items)
+    quiet, entries = parse_delete(doc)
+    targets = [
+        DeleteTarget(
+            e.key,
+            e.version_id,
+            DeleteConditions(
+                if_match=None if e.etag is None else (e.etag,),
+                last_modified=e.last_modified,
+                size=e.size,
+            ),
+        )
+        for e in entries
+    ]
+    results = await ctx.service.delete_objects(ctx.principal, ctx.bucket, targets)
     deleted: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     for r in results:
@@ -238,9 +204,6 @@ HANDLERS = {
     "PutBucketTagging": put_tagging,
     "DeleteBucketTagging": delete_tagging,
     "GetBucketConfig": get_config,
-    "PutBucketConfig": put_config,
     "DeleteBucketConfig": delete_config,
-    "GetBucketAcl": get_bucket_acl,
-    "PutBucketAcl": put_bucket_acl,
     "DeleteObjects": delete_objects,
 }

@@ -22,7 +22,7 @@ async def create_upload(ctx: Ctx) -> web.StreamResponse:
         ctx.principal,
         ctx.bucket,
         ctx.key,
-        attributes_from(h),
+        attributes_from(h, owner=ctx.principal.account_id),
         checksum_algorithm=h.get("x-amz-checksum-algorithm", ""),
         checksum_type=h.get("x-amz-checksum-type", ""),
     )

@@ -10,13 +10,13 @@ from aiohttp import web
 from tessera.common.ids import NULL_VERSION
 from tessera.core.requests import CopyRequest, GetRequest, Integrity, ObjectRead, PutRequest
 from tessera.gateway.context import Ctx, empty_response, xml_response
-from tessera.gateway.handlers.bucket import ACL_PRIVATE, acl_document
 from tessera.gateway.metadata import (
     apply_overrides,
     attributes_from,
     checksum_request,
     conditions_from,
     content_md5,
+    delete_conditions_from,
     object_headers,
 )
 from tessera.model.records import ObjectVersion
@@ -45,7 +45,7 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
         ctx.bucket,
         ctx.key,
         ctx.body.source(),
-        attributes_from(ctx.headers),
+        attributes_from(ctx.headers, owner=ctx.principal.account_id),
         integrity_from(ctx),
         conditions_from(ctx.headers),
     )
@@ -110,7 +110,11 @@ async def head_object(ctx: Ctx) -> web.StreamResponse:
 
 async def delete_object(ctx: Ctx) -> web.StreamResponse:
     r = await ctx.service.delete_object(
-        ctx.principal, ctx.bucket, ctx.key, ctx.query.get("versionId")
+        ctx.principal,
+        ctx.bucket,
+        ctx.key,
+        ctx.query.get("versionId"),
+        delete_conditions_from(ctx.headers),
     )
     headers: dict[str, str] = {}
     if r.delete_marker:
@@ -160,7 +164,9 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
         ctx.key,
         metadata_directive=directive,
         tagging_directive=tagging,
-        attributes=attributes_from(h, with_tags=tagging == "REPLACE"),
+        attributes=attributes_from(
+            h, with_tags=tagging == "REPLACE", owner=ctx.principal.account_id
+        ),
         source_conditions=conditions_from(h, "x-amz-copy-source-"),
         checksum_algorithm=algo.upper() if algo else None,
     )
@@ -204,26 +210,6 @@ async def delete_tagging(ctx: Ctx) -> web.StreamResponse:
     return empty_response(204, headers=_version_headers(v))
 
 
-async def get_acl(ctx: Ctx) -> web.StreamResponse:
-    v = await ctx.service.get_object_tags(
-        ctx.principal, ctx.bucket, ctx.key, ctx.query.get("versionId")
-    )
-    return xml_response("AccessControlPolicy", acl_document(v.owner or ctx.principal.account_id))
-
-
-async def put_acl(ctx: Ctx) -> web.StreamResponse:
-    await ctx.service.get_object_tags(
-        ctx.principal, ctx.bucket, ctx.key, ctx.query.get("versionId")
-    )
-    await ctx.body.read_document()
-    if ctx.headers.get("x-amz-acl", "private") not in ACL_PRIVATE:
-        raise S3Error(
-            "NotImplemented",
-            "Only the private canned ACL is supported; use pre-authenticated requests to share.",
-        )
-    return empty_response()
-
-
 HANDLERS = {
     "PutObject": put_object,
     "GetObject": get_object,
@@ -233,6 +219,4 @@ HANDLERS = {
     "GetObjectTagging": get_tagging,
     "PutObjectTagging": put_tagging,
     "DeleteObjectTagging": delete_tagging,
-    "GetObjectAcl": get_acl,
-    "PutObjectAcl": put_acl,
 }

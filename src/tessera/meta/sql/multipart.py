@@ -33,6 +33,7 @@ from tessera.meta.sql.rows import (
 from tessera.meta.sql.schema import parts, uploads
 from tessera.meta.sql.transactions import StoreBase
 from tessera.meta.sql.versions import key_bounds, store_version
+from tessera.meta.store import LatestGuard
 from tessera.model.errors import BucketNotFound, UploadNotFound
 from tessera.model.records import ObjectVersion, Part, Upload
 
@@ -197,16 +198,21 @@ class MultipartMixin(StoreBase):
         d.execute(conn, _DELETE_UPLOAD, {"id": upload_id})
 
     async def complete_upload(
-        self, bucket: str, upload_id: str, version: ObjectVersion
+        self,
+        bucket: str,
+        upload_id: str,
+        version: ObjectVersion,
+        guard: LatestGuard | None = None,
     ) -> ObjectVersion | None:
         """Remove the upload and its parts and store ``version`` as put_version
         does, in one transaction; blocks reused from parts keep their count.
-        Returns the displaced version. Raises UploadNotFound."""
+        Returns the displaced version. Raises UploadNotFound, or what ``guard``
+        raises (then the upload is left as it was)."""
 
         def tx(conn: Connection) -> ObjectVersion | None:
             delta = RefDelta()
             self._remove_upload(conn, bucket, upload_id, delta)
-            replaced = store_version(conn, self._dialect, version, delta)
+            replaced = store_version(conn, self._dialect, version, delta, guard)
             apply_refs(conn, self._dialect, delta, self._clock.now())
             return replaced
 

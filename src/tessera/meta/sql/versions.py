@@ -10,6 +10,11 @@ so PostgreSQL gets them (and the key lock) in one pipelined round trip. A
 missing bucket is detected by the foreign key on the ``INSERT`` rather than by
 a query beforehand.
 
+A put with a guard (conditional write) first takes the key lock and reads the
+latest row (listing columns) in one more round trip, calls the guard, then
+proceeds as above. A guarded delete calls its guard on the row the ``DELETE
+... RETURNING`` removed; when the guard raises, the transaction rolls back.
+
 Listings select only listing columns (:data:`~tessera.meta.sql.rows.VERSION_LISTING`,
 ``VERSION_LIVE``: no manifest, inline data, headers, metadata or tags) and
 bound keys to a range computed in Python (``prefix <= key < successor(prefix)``,
@@ -42,6 +47,7 @@ from tessera.meta.sql.rows import (
 )
 from tessera.meta.sql.schema import versions
 from tessera.meta.sql.transactions import StoreBase
+from tessera.meta.store import LatestGuard, VersionGuard
 from tessera.model.errors import BucketNotFound, ObjectNotFound, VersionNotFound
 from tessera.model.records import ObjectVersion
 
@@ -66,6 +72,12 @@ _PROMOTE = (
 _INSERT = insert_statement(versions, version_params(ObjectVersion("", "", "", 0.0)))
 _GET_LATEST = (
     sa.select(*VERSION_FULL).where(_v.bucket == _B, _v.key == _K).order_by(_v.seq.desc()).limit(1)
+)
+_GET_LATEST_LISTING = (
+    sa.select(*VERSION_LISTING)
+    .where(_v.bucket == _B, _v.key == _K)
+    .order_by(_v.seq.desc())
+    .limit(1)
 )
 _GET_NAMED = sa.select(*VERSION_FULL).where(_v.bucket == _B, _v.key == _K, _v.version_id == _V)
 _SEQ_OF = sa.select(_v.seq).where(_v.bucket == _B, _v.key == _K, _v.version_id == _V)
@@ -142,19 +154,39 @@ def listing(
     return stmt, {"b": bucket, "lo": lower, "hi": upper, "n": limit}
 
 
+def check_latest(
+    conn: Connection, dialect: Dialect, bucket: str, key: str, guard: LatestGuard
+) -> None:
+    """Lock the key and call ``guard`` with its latest version (a listing
+    record) or None; the lock is held until the transaction ends."""
+    with dialect.pipeline(conn):
+        dialect.lock(conn, "key", bucket, key)
+        latest = dialect.send(conn, _GET_LATEST_LISTING, {"b": bucket, "k": key})
+    row = latest.first()
+    guard(None if row is None else version_from_listing_row(bucket, row))
+
+
 def store_version(
-    conn: Connection, dialect: Dialect, version: ObjectVersion, delta: RefDelta
+    conn: Connection,
+    dialect: Dialect,
+    version: ObjectVersion,
+    delta: RefDelta,
+    guard: LatestGuard | None = None,
 ) -> ObjectVersion | None:
     """The body of :meth:`VersionsMixin.put_version` inside a caller's
     transaction: reference changes go to ``delta`` (applied by the caller).
 
     The statements do not depend on each other's results (``_DEMOTE`` after
     the ``DELETE`` is a no-op when the deleted row was the latest), so on
-    PostgreSQL they go out as one pipeline: one round trip, not four."""
+    PostgreSQL they go out as one pipeline: one round trip, not four. A
+    ``guard`` costs one round trip more (:func:`check_latest`)."""
     keys = {"b": version.bucket, "k": version.key}
+    if guard is not None:
+        check_latest(conn, dialect, version.bucket, version.key, guard)
     try:
         with dialect.pipeline(conn):
-            dialect.lock(conn, "key", version.bucket, version.key)
+            if guard is None:  # otherwise already held
+                dialect.lock(conn, "key", version.bucket, version.key)
             deleted = dialect.send(conn, _DELETE_NAMED, {**keys, "vid": version.version_id})
             dialect.send(conn, _DEMOTE, keys)
             dialect.send(conn, _INSERT, version_params(version))
@@ -173,13 +205,16 @@ def store_version(
 
 
 class VersionsMixin(StoreBase):
-    async def put_version(self, version: ObjectVersion) -> ObjectVersion | None:
+    async def put_version(
+        self, version: ObjectVersion, guard: LatestGuard | None = None
+    ) -> ObjectVersion | None:
         """Store ``version`` as the newest, latest version of its key; return the
-        version of the same id it replaced, if any. Raises BucketNotFound."""
+        version of the same id it replaced, if any. Raises BucketNotFound, or
+        what ``guard`` raises when called with the latest version (nothing stored)."""
 
         def tx(conn: Connection) -> ObjectVersion | None:
             delta = RefDelta()
-            replaced = store_version(conn, self._dialect, version, delta)
+            replaced = store_version(conn, self._dialect, version, delta, guard)
             apply_refs(conn, self._dialect, delta, self._clock.now())
             return replaced
 
@@ -211,10 +246,13 @@ class VersionsMixin(StoreBase):
             )
         return version_from_row(bucket, row)
 
-    async def delete_version(self, bucket: str, key: str, version_id: str) -> ObjectVersion:
+    async def delete_version(
+        self, bucket: str, key: str, version_id: str, guard: VersionGuard | None = None
+    ) -> ObjectVersion:
         """Remove one version for good, release its references, promote the next
         newest version to latest when the removed one was latest. Returns the
-        removed record (``is_latest`` as it was). Raises VersionNotFound."""
+        removed record (``is_latest`` as it was). Raises VersionNotFound, or what
+        ``guard`` raises when called with the removed record (then rolled back)."""
         d = self._dialect
 
         def tx(conn: Connection) -> ObjectVersion:
@@ -232,6 +270,8 @@ class VersionsMixin(StoreBase):
                     version_id=version_id,
                 )
             removed = version_from_row(bucket, row)
+            if guard is not None:
+                guard(removed)
             delta = RefDelta()
             delta.release(removed.manifest.block_refs())
             apply_refs(conn, d, delta, self._clock.now())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import calendar
+import datetime
 import re
 import time
 from email.utils import formatdate, parsedate_tz
@@ -48,6 +49,25 @@ def parse_http_date(value: str) -> float | None:
     except (OverflowError, ValueError):
         return None
     return float(ts - (parsed[9] or 0))
+
+
+def parse_timestamp(value: str) -> float | None:
+    """Seconds since the epoch of a timestamp as SDKs send them in headers and
+    documents: an HTTP date (``Thu, 01 Jan 2015 00:00:00 GMT``) or ISO 8601
+    (``2015-01-01T00:00:00.000Z``; UTC when no offset is given). None when it
+    is neither."""
+    value = value.strip()
+    if not value:
+        return None
+    if not value[0].isdigit():
+        return parse_http_date(value)
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return parse_http_date(value)  # "1 Jan 2015 ..." (no weekday)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed.timestamp()
 
 
 def format_http_date(ts: float) -> str:

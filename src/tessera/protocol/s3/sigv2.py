@@ -84,7 +84,7 @@ def parse_v2_query(query: Sequence[tuple[str, str]]) -> V2Signature:
             "AccessDenied",
             "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters",
         )
-    if not q["Expires"].isdigit():
+    if not (q["Expires"].isascii() and q["Expires"].isdigit()):
         raise S3Error("AccessDenied", "Invalid date (should be seconds since epoch)")
     return V2Signature(q["AWSAccessKeyId"], q["Signature"], int(q["Expires"]))
 
@@ -108,7 +108,9 @@ def string_to_sign(
     amz: dict[str, str] = {}
     for name, value in headers.items():
         if name.startswith("x-amz-"):
-            amz[name] = ",".join(v.strip() for v in value.split(","))
+            # Repeated headers arrive joined with ","; a single value keeps its
+            # inner whitespace ("a, b" is signed as is by boto and botocore).
+            amz[name] = value.strip()
     if expires is not None:
         date = str(expires)
     elif "x-amz-date" in headers:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -125,7 +126,8 @@ def parse_presigned_query(query: Sequence[tuple[str, str]]) -> Authorization:
         )
     credential = Credential.parse(q["X-Amz-Credential"], error="AuthorizationQueryParametersError")
     raw_expires = q["X-Amz-Expires"]
-    if not raw_expires.lstrip("-").isdigit():
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if not re.fullmatch(r"-?[0-9]+", raw_expires):
         raise S3Error("AuthorizationQueryParametersError", "X-Amz-Expires should be a number")
     expires = int(raw_expires)
     # A link that can never be valid is refused as an authorization failure (403,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 from xml.etree.ElementTree import Element
 
@@ -23,6 +23,7 @@ from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeTree
 
 from tessera.protocol.s3.errors import S3Error
+from tessera.protocol.s3.headers import parse_timestamp, unquote_etag
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 MAX_DELETE_KEYS = 1000
@@ -87,17 +88,52 @@ def parse_versioning(doc: bytes) -> tuple[str | None, str | None]:
     return status, mfa
 
 
-def parse_delete(doc: bytes) -> tuple[bool, list[tuple[str, str | None]]]:
-    """(quiet, [(key, version_id)]) of a DeleteObjects request (1..1000 keys)."""
+class DeleteEntry(NamedTuple):
+    """One ``<Object>`` of a DeleteObjects request. The optional conditions
+    (conditional deletes) are None when absent; ``etag`` is unquoted."""
+
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    last_modified: float | None = None
+    """``LastModifiedTime``, seconds since the epoch."""
+    size: int | None = None
+
+
+def parse_delete(doc: bytes) -> tuple[bool, list[DeleteEntry]]:
+    """(quiet, entries) of a DeleteObjects request (1..1000 keys). Each entry
+    names a key, optionally a version, and optionally the ``ETag``,
+    ``LastModifiedTime`` (HTTP date or ISO 8601) and ``Size`` the object must
+    have; unparsable values are MalformedXML."""
     root = _root(doc, "Delete")
     quiet = (_text(root.find("Quiet")) or "").strip().lower() == "true"
-    items: list[tuple[str, str | None]] = []
+    items: list[DeleteEntry] = []
     for obj in root.findall("Object"):
         key = _text(obj.find("Key"))
         if key is None:
             raise malformed()
         version = _text(obj.find("VersionId"))
-        items.append((key, version or None))
+        etag = _text(obj.find("ETag"))
+        mtime_text = _text(obj.find("LastModifiedTime"))
+        size_text = _text(obj.find("Size"))
+        mtime = None if mtime_text is None else parse_timestamp(mtime_text)
+        if mtime_text is not None and mtime is None:
+            raise malformed()
+        size = None
+        if size_text is not None:
+            size_text = size_text.strip()
+            if not size_text.isdigit() or not size_text.isascii():
+                raise malformed()
+            size = int(size_text)
+        items.append(
+            DeleteEntry(
+                key,
+                version or None,
+                None if etag is None else unquote_etag(etag),
+                mtime,
+                size,
+            )
+        )
     if not items or len(items) > MAX_DELETE_KEYS:
         raise malformed()
     return quiet, items

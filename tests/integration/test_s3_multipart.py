@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 
 import pytest
 from botocore.exceptions import ClientError
@@ -134,3 +135,14 @@ def test_transfer_manager_large_file(s3, bucket, tmp_path):
     out = tmp_path / "out.bin"
     s3.download_file(bucket, "tm", str(out), Config=cfg)
     assert out.read_bytes() == data
+
+
+def test_delete_bucket_discards_unfinished_uploads(s3):
+    name = f"mpu-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    upload = s3.create_multipart_upload(Bucket=name, Key="k")["UploadId"]
+    s3.upload_part(Bucket=name, Key="k", UploadId=upload, PartNumber=1, Body=b"x" * 100)
+    s3.delete_bucket(Bucket=name)
+    with pytest.raises(ClientError) as e:
+        s3.list_multipart_uploads(Bucket=name)
+    assert e.value.response["Error"]["Code"] == "NoSuchBucket"

@@ -101,8 +101,9 @@ class MetadataStore(Protocol):
         ...
 
     async def delete_bucket(self, name: str) -> None:
-        """Raises BucketNotFound, or BucketNotEmpty when any version, delete marker
-        or multipart upload remains."""
+        """Raises BucketNotFound, or BucketNotEmpty when any version or delete
+        marker remains. Unfinished multipart uploads are aborted with the bucket
+        (their parts' references released), as S3 does."""
         ...
 
     # -- object versions -------------------------------------------------------------

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tessera.common.clock import Clock
 from tessera.meta.sql import migrate as migrations
-from tessera.meta.sql.blocks import BlocksMixin
+from tessera.meta.sql.blocks import BlocksMixin, RefDelta, apply_refs
 from tessera.meta.sql.dialects import dialect_for
 from tessera.meta.sql.multipart import MultipartMixin
 from tessera.meta.sql.rows import (
@@ -296,8 +296,10 @@ class SqlMetadataStore(VersionsMixin, MultipartMixin, BlocksMixin):
             raise _bucket_missing(bucket.name)
 
     async def delete_bucket(self, name: str) -> None:
-        """Raises BucketNotFound, or BucketNotEmpty while any version, delete
-        marker or upload remains (the foreign keys guard the race)."""
+        """Raises BucketNotFound, or BucketNotEmpty while any version or delete
+        marker remains (the foreign keys guard the race). Unfinished multipart
+        uploads are aborted with the bucket, as S3 does, releasing their parts'
+        references in the same transaction."""
 
         def tx(conn: Connection) -> None:
             found = conn.execute(
@@ -305,10 +307,14 @@ class SqlMetadataStore(VersionsMixin, MultipartMixin, BlocksMixin):
             ).first()
             if found is None:
                 raise _bucket_missing(name)
-            for table in (versions, uploads):
-                child = sa.select(table.c.bucket).where(table.c.bucket == name).limit(1)
-                if conn.execute(child).first() is not None:
-                    raise BucketNotEmpty("The bucket you tried to delete is not empty", bucket=name)
+            child = sa.select(versions.c.bucket).where(versions.c.bucket == name).limit(1)
+            if conn.execute(child).first() is not None:
+                raise BucketNotEmpty("The bucket you tried to delete is not empty", bucket=name)
+            delta = RefDelta()
+            pending = sa.select(uploads.c.upload_id).where(uploads.c.bucket == name)
+            for (upload_id,) in conn.execute(pending).all():
+                self._remove_upload(conn, name, upload_id, delta)
+            apply_refs(conn, self._dialect, delta, self._clock.now())
             try:
                 conn.execute(sa.delete(buckets).where(_bk.name == name))
             except IntegrityError as e:

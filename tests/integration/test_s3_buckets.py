@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import harness
 import pytest
 from botocore.exceptions import ClientError
 
@@ -211,3 +212,19 @@ def test_unsupported_configuration_is_refused_not_ignored(s3, bucket):
         s3.get_bucket_encryption(Bucket=bucket)
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_listings_show_owner_display_names(other_s3):
+    name = f"own-{uuid.uuid4().hex[:12]}"
+    other_s3.create_bucket(Bucket=name)
+    try:
+        other_s3.put_object(Bucket=name, Key="k", Body=b"x")
+        shown = harness.ALT_ACCOUNT["display_name"]
+        v2 = other_s3.list_objects_v2(Bucket=name, FetchOwner=True)["Contents"][0]["Owner"]
+        v1 = other_s3.list_objects(Bucket=name)["Contents"][0]["Owner"]
+        ver = other_s3.list_object_versions(Bucket=name)["Versions"][0]["Owner"]
+        assert v2 == v1 == ver == {"ID": harness.ALT_ACCOUNT["id"], "DisplayName": shown}
+        assert "Owner" not in other_s3.list_objects_v2(Bucket=name)["Contents"][0]
+        other_s3.delete_object(Bucket=name, Key="k")
+    finally:
+        other_s3.delete_bucket(Bucket=name)

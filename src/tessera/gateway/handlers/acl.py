@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from tessera.gateway.context import Ctx, empty_response, xml_response
+from tessera.model.errors import TesseraError
 from tessera.protocol.s3.acl import canned_from_request, policy_document
 
 
@@ -13,7 +14,7 @@ async def _owner_name(ctx: Ctx, account_id: str) -> str:
         return "anonymous"
     try:
         return (await ctx.service.get_account(account_id)).display_name or account_id
-    except Exception:  # an account deleted since: show its id
+    except TesseraError:  # an account deleted since: show its id
         return account_id
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from aiohttp import web
 from tessera.core.requests import ListRequest, UploadListRequest, VersionListRequest
 from tessera.gateway.context import Ctx, xml_response
 from tessera.gateway.handlers.bucket import owner
+from tessera.model.errors import TesseraError
 from tessera.model.records import ObjectVersion
 from tessera.protocol.s3.errors import S3Error
 from tessera.protocol.s3.headers import format_iso8601, quote_etag, uri_encode
@@ -31,7 +33,27 @@ def _encoder(ctx: Ctx) -> Any:
     return lambda s: uri_encode(s, keep_slash=True)
 
 
-def _object_entry(v: ObjectVersion, enc: Any, *, with_owner: bool) -> dict[str, Any]:
+class _Owners:
+    """Owner elements with display names, each account looked up once a request."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self._ctx = ctx
+        self._names: dict[str, str] = {}
+
+    async def load(self, ids: Iterable[str]) -> _Owners:
+        for account_id in set(ids) - self._names.keys():
+            try:
+                account = await self._ctx.service.get_account(account_id)
+                self._names[account_id] = account.display_name or account_id
+            except TesseraError:  # anonymous writer or a deleted account
+                self._names[account_id] = account_id
+        return self
+
+    def __call__(self, account_id: str) -> dict[str, Any]:
+        return owner(account_id, self._names.get(account_id))
+
+
+def _object_entry(v: ObjectVersion, enc: Any, *, owners: _Owners | None = None) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "Key": enc(v.key),
         "LastModified": format_iso8601(v.last_modified),
@@ -41,8 +63,8 @@ def _object_entry(v: ObjectVersion, enc: Any, *, with_owner: bool) -> dict[str, 
     }
     if v.checksums:
         entry["ChecksumAlgorithm"] = list(v.checksums)
-    if with_owner:
-        entry["Owner"] = owner(v.owner)
+    if owners is not None:
+        entry["Owner"] = owners(v.owner)
     return entry
 
 
@@ -78,6 +100,7 @@ async def list_objects(ctx: Ctx) -> web.StreamResponse:
     res = await ctx.service.list_objects(
         ctx.principal, ListRequest(ctx.bucket, prefix, delimiter, marker, max_keys)
     )
+    owners = await _Owners(ctx).load(v.owner for v in res.objects)
     content: dict[str, Any] = {
         "Name": ctx.bucket,
         # v1 leaves Prefix as sent even with encoding-type=url: botocore decodes
@@ -89,7 +112,7 @@ async def list_objects(ctx: Ctx) -> web.StreamResponse:
         "IsTruncated": res.truncated,
         "NextMarker": enc(res.next_after) if res.truncated and delimiter else None,
         "EncodingType": q.get("encoding-type"),
-        "Contents": [_object_entry(v, enc, with_owner=True) for v in res.objects],
+        "Contents": [_object_entry(v, enc, owners=owners) for v in res.objects],
         "CommonPrefixes": [{"Prefix": enc(p)} for p in res.common_prefixes],
     }
     return xml_response("ListBucketResult", content)
@@ -109,6 +132,7 @@ async def list_objects_v2(ctx: Ctx) -> web.StreamResponse:
         ctx.principal, ListRequest(ctx.bucket, prefix, delimiter, after, max_keys)
     )
     fetch_owner = q.get("fetch-owner", "false").lower() == "true"
+    owners = await _Owners(ctx).load(v.owner for v in res.objects) if fetch_owner else None
     content: dict[str, Any] = {
         "Name": ctx.bucket,
         "Prefix": enc(prefix),
@@ -120,7 +144,7 @@ async def list_objects_v2(ctx: Ctx) -> web.StreamResponse:
         "ContinuationToken": token,
         "NextContinuationToken": _token_encode(res.next_after) if res.truncated else None,
         "StartAfter": enc(start_after) if "start-after" in q else None,
-        "Contents": [_object_entry(v, enc, with_owner=fetch_owner) for v in res.objects],
+        "Contents": [_object_entry(v, enc, owners=owners) for v in res.objects],
         "CommonPrefixes": [{"Prefix": enc(p)} for p in res.common_prefixes],
     }
     return xml_response("ListBucketResult", content)
@@ -142,6 +166,7 @@ async def list_versions(ctx: Ctx) -> web.StreamResponse:
         ctx.principal,
         VersionListRequest(ctx.bucket, prefix, delimiter, key_marker, vid_marker, max_keys),
     )
+    owners = await _Owners(ctx).load(v.owner for v in res.versions)
     versions: list[dict[str, Any]] = []
     markers: list[dict[str, Any]] = []
     for v in res.versions:
@@ -152,7 +177,7 @@ async def list_versions(ctx: Ctx) -> web.StreamResponse:
             "LastModified": format_iso8601(v.last_modified),
         }
         if v.delete_marker:
-            markers.append({**common, "Owner": owner(v.owner)})
+            markers.append({**common, "Owner": owners(v.owner)})
         else:
             versions.append(
                 {
@@ -160,7 +185,7 @@ async def list_versions(ctx: Ctx) -> web.StreamResponse:
                     "ETag": quote_etag(v.etag),
                     "Size": v.size,
                     "StorageClass": v.storage_class,
-                    "Owner": owner(v.owner),
+                    "Owner": owners(v.owner),
                 }
             )
     content: dict[str, Any] = {
@@ -191,6 +216,7 @@ async def list_uploads(ctx: Ctx) -> web.StreamResponse:
         ctx.principal,
         UploadListRequest(ctx.bucket, prefix, delimiter, key_marker, id_marker, max_uploads),
     )
+    owners = await _Owners(ctx).load(u.owner for u in res.uploads)
     content: dict[str, Any] = {
         "Bucket": ctx.bucket,
         "KeyMarker": enc(key_marker),
@@ -206,8 +232,8 @@ async def list_uploads(ctx: Ctx) -> web.StreamResponse:
             {
                 "Key": enc(u.key),
                 "UploadId": u.upload_id,
-                "Initiator": owner(u.owner),
-                "Owner": owner(u.owner),
+                "Initiator": owners(u.owner),
+                "Owner": owners(u.owner),
                 "StorageClass": u.storage_class,
                 "Initiated": format_iso8601(u.initiated),
                 "ChecksumAlgorithm": u.checksum_algorithm or None,
@@ -237,12 +263,13 @@ async def list_parts(ctx: Ctx) -> web.StreamResponse:
         for algo, value in p.checksums.items():
             entry["Checksum" + algo] = value
         part_entries.append(entry)
+    owners = await _Owners(ctx).load([upload.owner])
     content: dict[str, Any] = {
         "Bucket": ctx.bucket,
         "Key": ctx.key,
         "UploadId": upload_id,
-        "Initiator": owner(upload.owner),
-        "Owner": owner(upload.owner),
+        "Initiator": owners(upload.owner),
+        "Owner": owners(upload.owner),
         "StorageClass": upload.storage_class,
         "PartNumberMarker": after,
         "NextPartNumberMarker": parts[-1].number if parts else 0,

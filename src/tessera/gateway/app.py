@@ -145,7 +145,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             request_id,
             resource,
         )
-    except (ConnectionResetError, web.HTTPException):
+    except (ConnectionError, web.HTTPException):  # client gone, or aiohttp's own answer
         raise
     except Exception:
         log.exception("internal error on %s %s (request %s)", request.method, resource, request_id)

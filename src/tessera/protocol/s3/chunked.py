@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 
 from tessera.protocol.s3.errors import S3Error
@@ -30,6 +31,7 @@ MAX_LINE = 4096
 MAX_TRAILER_BYTES = 16384
 
 _HEADER, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
+_HEX = re.compile(rb"[0-9a-fA-F]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,7 @@ class AwsChunkedDecoder:
         self._hash = hashlib.sha256() if signing else None
         self._trailer_bytes = 0
         self._trailer_lines: list[str] = []
+        self._trailer_signed = False
 
     @property
     def finished(self) -> bool:
@@ -121,12 +124,10 @@ class AwsChunkedDecoder:
 
     def _header(self, line: bytes) -> None:
         size_text, _, ext = line.partition(b";")
-        try:
-            size = int(size_text.strip(), 16)
-        except ValueError as e:
-            raise _bad("Malformed aws-chunked chunk header") from e
-        if size < 0:
+        # Hex digits only: int(x, 16) would also take "0x10", "+a" and "1_0".
+        if not _HEX.fullmatch(size_text.strip()):
             raise _bad("Malformed aws-chunked chunk header")
+        size = int(size_text.strip(), 16)
         signature = ""
         if ext:
             name, _, value = ext.partition(b"=")
@@ -170,6 +171,9 @@ class AwsChunkedDecoder:
         if not sep:
             raise _bad("Malformed aws-chunked trailer")
         name = name.strip().lower()
+        if self._trailer_signed:
+            # Nothing may follow the trailer signature: it would not be signed.
+            raise S3Error("SignatureDoesNotMatch", "aws-chunked trailer after its signature")
         if name == "x-amz-trailer-signature":
             self._check_trailer_signature(value.strip().lower())
             return
@@ -187,11 +191,7 @@ class AwsChunkedDecoder:
         self._trailer_signed = True
 
     def _finish_trailers(self) -> None:
-        if (
-            self.signing is not None
-            and self._trailer_lines
-            and not getattr(self, "_trailer_signed", False)
-        ):
+        if self.signing is not None and self._trailer_lines and not self._trailer_signed:
             raise S3Error(
                 "SignatureDoesNotMatch", "Signed aws-chunked trailers need x-amz-trailer-signature"
             )

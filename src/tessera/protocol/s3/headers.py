@@ -13,8 +13,9 @@ from urllib.parse import quote
 
 from tessera.common.ranges import RangeSpec
 
-_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
-_AMZ_DATE_RE = re.compile(r"^(\d{8})T(\d{6})Z$")
+# re.ASCII: a bare \d also matches "٣", which int() would then accept.
+_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.ASCII)
+_AMZ_DATE_RE = re.compile(r"^(\d{8})T(\d{6})Z$", re.ASCII)
 
 
 def parse_range(value: str) -> RangeSpec | None:

@@ -15,7 +15,7 @@ import pytest
 from conftest import chunked, random_chunks
 
 from tessera.common.streams import from_bytes
-from tessera.data.segmenter import BufferPool, Segmenter
+from tessera.data.segmenter import FIRST, BufferPool, Segmenter
 from tessera.model.errors import EntityTooLarge
 
 SEG = 100_000  # above SMALL, so hashing goes through worker threads
@@ -39,7 +39,9 @@ def expected(data: bytes, size: int = SEG) -> list[tuple[int, int, bytes, str, b
     ]
 
 
-@pytest.mark.parametrize("size", [0, 1, SEG - 1, SEG, SEG + 1, 3 * SEG + 17])
+@pytest.mark.parametrize(
+    "size", [0, 1, FIRST - 1, FIRST, FIRST + 1, SEG - 1, SEG, SEG + 1, 3 * SEG + 17]
+)
 async def test_random_chunkings_give_identical_segments_and_hashes(size: int) -> None:
     data = os.urandom(size)
     want = expected(data)
@@ -168,3 +170,23 @@ async def test_released_piece_data_cannot_be_used() -> None:
         p.release()  # idempotent
         with pytest.raises(ValueError):
             bytes(p.data)
+
+
+async def test_a_small_stream_never_takes_a_segment_buffer() -> None:
+    class CountingPool(BufferPool):
+        taken = 0
+
+        def acquire(self) -> bytearray:
+            self.taken += 1
+            return super().acquire()
+
+    pool = CountingPool(SEG, keep=4)
+    data = os.urandom(FIRST)
+    seg = Segmenter(from_bytes(data, 1000), segment_size=SEG, pool=pool)
+    assert await collect(seg) == expected(data)
+    assert pool.taken == 0
+    # One byte more and the stream moves into a pooled buffer, keeping its bytes.
+    data += b"x"
+    seg = Segmenter(from_bytes(data, 1000), segment_size=SEG, pool=pool)
+    assert await collect(seg) == expected(data)
+    assert pool.taken == 1

@@ -104,7 +104,10 @@ def canned_from_request(headers: Mapping[str, str], document: bytes, owner_id: s
         return _canned(_header_grants(headers), owner_id)
     if not given[2]:
         raise S3Error("MissingSecurityHeader", "Your request was missing a required header")
-    root = parse_xml(document)
+    try:
+        root = parse_xml(document)
+    except S3Error as e:  # MalformedXML: S3 names it MalformedACLError here
+        raise S3Error("MalformedACLError", "The XML you provided was not well-formed") from e
     if root.tag != "AccessControlPolicy":
         raise S3Error("MalformedACLError", "The XML you provided was not well-formed")
     grants: set[tuple[str, str]] = set()

@@ -7,7 +7,7 @@ are translated into it by the one table in :mod:`tessera.gateway.errors`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _sax_escape
 
 from defusedxml import ElementTree
 
@@ -49,6 +49,10 @@ ERRORS: dict[str, tuple[int, str]] = {
     "InvalidObjectState": (403, "The operation is not valid for the current state of the object."),
     "InvalidPart": (400, "One or more of the specified parts could not be found."),
     "InvalidPartNumber": (416, "The requested partnumber is not satisfiable."),
+    "InvalidPolicyDocument": (
+        400,
+        "The content of the form does not meet the conditions specified in the policy document.",
+    ),
     "InvalidPartOrder": (400, "The list of parts was not in ascending order."),
     "InvalidRange": (416, "The requested range is not satisfiable."),
     "InvalidRequest": (400, "Invalid Request"),
@@ -60,7 +64,15 @@ ERRORS: dict[str, tuple[int, str]] = {
         400,
         "The XML you provided was not well-formed or did not validate against our published schema.",
     ),
+    "MalformedPOSTRequest": (
+        400,
+        "The body of your POST request is not well-formed multipart/form-data.",
+    ),
     "MaxMessageLengthExceeded": (400, "Your request was too big."),
+    "MaxPostPreDataLengthExceededError": (
+        400,
+        "Your POST request fields preceding the upload file were too large.",
+    ),
     "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
     "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
@@ -115,6 +127,9 @@ ERRORS: dict[str, tuple[int, str]] = {
 }
 
 
+_CONTROL_REFS = {chr(c): f"&#x{c:x};" for c in range(0x20) if c not in (0x09, 0x0A)}
+
+
 class S3Error(Exception):
     """An error answered to an S3 client: code, HTTP status, message, extra XML
     elements for the error document and extra response headers."""
@@ -146,6 +161,12 @@ def error_document(
     extra: Mapping[str, str] | None = None,
 ) -> bytes:
     """The XML body of an error response."""
+
+    def escape(text: str) -> str:
+        # As xml.render: "\r" would read back as "\n", other C0 controls have no
+        # raw form in XML 1.0 (keys and StringToSign may hold them).
+        return _sax_escape(text, _CONTROL_REFS)
+
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n<Error>',
         f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message>",

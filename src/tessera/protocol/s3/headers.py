@@ -37,13 +37,24 @@ def parse_range(value: str) -> RangeSpec | None:
 def parse_http_date(value: str) -> float | None:
     """Seconds since the epoch of an HTTP date (RFC 7231 and its legacy forms),
     or None when it does not parse."""
-    if not value:
+    if not value or not value.isascii():  # int() in parsedate_tz takes "١٩٩٤"
         return None
     try:
         parsed = parsedate_tz(value)
     except (TypeError, ValueError, IndexError):
         return None
     if parsed is None:
+        return None
+    # parsedate_tz does not range-check: "32 Nov" or "24:00:00" would roll over
+    # into another (valid) date instead of being ignored as RFC 9110 asks.
+    year, month, day, hour, minute, second = parsed[:6]
+    if not (
+        1 <= month <= 12
+        and 1 <= day <= calendar.monthrange(year, month)[1]
+        and 0 <= hour <= 23
+        and 0 <= minute <= 59
+        and 0 <= second <= 60  # leap second
+    ):
         return None
     try:
         ts = calendar.timegm(parsed[:9])

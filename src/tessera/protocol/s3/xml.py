@@ -192,10 +192,12 @@ def parse_complete_multipart(doc: bytes) -> list[CompletedPart]:
         etag = _text(el.find("ETag"))
         if number_text is None or etag is None:
             raise malformed()
-        try:
-            number = int(number_text.strip())
-        except ValueError as e:
-            raise malformed() from e
+        number_text = number_text.strip()
+        # int() alone also takes "1_0", "\u0661" and "\uff11".
+        digits = number_text[1:] if number_text.startswith(("+", "-")) else number_text
+        if not (digits.isascii() and digits.isdigit()):
+            raise malformed()
+        number = int(number_text)
         checksums = {}
         for algo in CHECKSUM_ALGORITHMS:
             value = _text(el.find("Checksum" + algo))
@@ -217,7 +219,11 @@ def _escape(text: str) -> str:
         .replace(">", "&gt;")
         .replace('"', "&quot;")
         .replace("\r", "&#13;")
-    )
+    ).translate(_CONTROL_REFS)
+
+
+# XML 1.0 has no raw form for these: written as character references, as S3 does.
+_CONTROL_REFS = {c: f"&#x{c:x};" for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)}
 
 
 def _scalar(value: Any) -> str:

@@ -43,7 +43,15 @@ from tessera.model.errors import (
     VersionNotFound,
 )
 from tessera.model.manifest import FragmentRef, Manifest, Segment
-from tessera.model.records import AccessKey, Account, Bucket, ObjectVersion, Part, Upload
+from tessera.model.records import (
+    AccessKey,
+    Account,
+    Bucket,
+    ObjectPart,
+    ObjectVersion,
+    Part,
+    Upload,
+)
 
 PG_BIN = Path(os.environ.get("TESSERA_PG_BIN", "/usr/lib/postgresql/15/bin"))
 T0 = 1_700_000_000.0
@@ -320,7 +328,8 @@ async def test_put_get_full_record(store: MetadataStore, bucket: str) -> None:
         storage_class="STANDARD_IA",
         owner="acct",
         manifest=manifest(("v1", "b1"), ("v2", "b2")),
-        part_sizes=(1000, 234),
+        parts=(ObjectPart(1, 1000, {"CRC32": "AAAAAA=="}), ObjectPart(3, 234)),
+        upload_id="u-9",
     )
     assert await store.put_version(v) is None
     assert await store.get_version(bucket, v.key) == replace(v, is_latest=True)
@@ -333,6 +342,7 @@ async def test_put_get_full_record(store: MetadataStore, bucket: str) -> None:
     [listed] = await store.list_versions(bucket, "small")
     assert listed == replace(small, inline=None)
     [listed] = await store.list_latest(bucket, "dir/")
+    assert (listed.parts, listed.upload_id) == ((), "")  # listings read neither
     assert (listed.checksums, listed.owner, listed.storage_class) == (
         {"CRC32": "AAAAAA==-2"},
         "acct",
@@ -655,19 +665,53 @@ async def test_complete_upload(store: MetadataStore, bucket: str) -> None:
     await store.put_part(part("u1", 1, ("v1", "a"), ("v1", "b")))
     await store.put_part(part("u1", 2, ("v1", "c")))
     await store.put_part(part("u1", 3, ("v1", "unused")))
-    final = replace(ver("k", "null", ("v1", "a"), ("v1", "b"), ("v1", "c")), part_sizes=(20, 10))
+    final = replace(
+        ver("k", "null", ("v1", "a"), ("v1", "b"), ("v1", "c")),
+        parts=(ObjectPart(1, 20, {"SHA256": "x"}), ObjectPart(2, 10, {"SHA256": "y"})),
+    )
     with pytest.raises(UploadNotFound):  # wrong bucket: nothing happens
         await store.complete_upload("ghost", "u1", final)
+    with pytest.raises(UploadNotFound):
+        await store.get_completed_upload(bucket, "k", "u1")
     displaced = await store.complete_upload(bucket, "u1", final)
     assert displaced is not None and displaced.manifest == manifest(("v1", "old"))
     assert await refcounts(store, "a", "b", "c", "unused", "old") == [1, 1, 1, 0, 0]
-    assert await store.get_version(bucket, "k") == final
+    stored = replace(final, upload_id="u1")  # the store records the upload id
+    assert await store.get_version(bucket, "k") == stored
+    assert await store.get_completed_upload(bucket, "k", "u1") == stored
     assert await store.list_parts("u1") == []
     with pytest.raises(UploadNotFound):
         await store.get_upload(bucket, "u1")
     with pytest.raises(UploadNotFound):
         await store.complete_upload(bucket, "u1", final)
     assert await refcounts(store, "a") == [1]
+
+
+async def test_get_completed_upload(store: MetadataStore, bucket: str) -> None:
+    """A completed upload is found while its version exists, as is (not latest
+    any more too), and no longer once that version is deleted or replaced."""
+    for uid in ("u1", "u2"):
+        await store.create_upload(Upload(bucket, "k", uid, T0, "acct"))
+        await store.put_part(part(uid, 1, ("v1", uid)))
+    await store.complete_upload(bucket, "u1", ver("k", "v1", ("v1", "u1")))
+    await store.put_version(ver("k", "v2"))  # newer version: u1's is not latest
+    found = await store.get_completed_upload(bucket, "k", "u1")
+    assert (found.version_id, found.is_latest, found.upload_id) == ("v1", False, "u1")
+    with pytest.raises(UploadNotFound):  # another key
+        await store.get_completed_upload(bucket, "other", "u1")
+    with pytest.raises(UploadNotFound):  # not completed
+        await store.get_completed_upload(bucket, "k", "u2")
+    await store.delete_version(bucket, "k", "v1")
+    with pytest.raises(UploadNotFound):
+        await store.get_completed_upload(bucket, "k", "u1")
+    # The null version completed from u2, then overwritten by a plain put.
+    await store.complete_upload(bucket, "u2", ver("k", "null", ("v1", "u2")))
+    assert (await store.get_completed_upload(bucket, "k", "u2")).version_id == "null"
+    await store.put_version(ver("k", "null"))
+    with pytest.raises(UploadNotFound):
+        await store.get_completed_upload(bucket, "k", "u2")
+    # A plain put never carries the id of an upload by accident.
+    assert (await store.get_version(bucket, "k")).upload_id == ""
 
 
 async def test_complete_upload_guard(store: MetadataStore, bucket: str) -> None:
@@ -891,6 +935,43 @@ async def test_migrations_match_schema(store: SqlMetadataStore) -> None:
         return [d for d in compare_metadata(ctx, metadata) if "alembic_version" not in str(d)]
 
     assert await store._db.read(diff) == []
+
+
+async def test_migration_0003_keeps_part_sizes(db_url: str) -> None:
+    """Rows written at revision 0002 (``part_sizes``) read back as parts 1..N."""
+    from alembic import command
+
+    from tessera.meta.sql.migrate import alembic_config
+
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0002")
+            conn.exec_driver_sql(
+                "INSERT INTO buckets (name, owner, created, region, versioning, policy, "
+                "object_lock) VALUES ('bkt', 'acct', 0, 'us-east-1', 'unversioned', 'plain', "
+                "false)"
+            )
+            for key, sizes in (("mp", "[5242880,7]"), ("plain", None)):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO versions (bucket, key, version_id, is_latest, "
+                        "delete_marker, last_modified, size, etag, storage_class, owner, "
+                        "content_type, part_sizes) VALUES ('bkt', :k, 'null', true, false, "
+                        "0, 5242887, 'e-2', 'STANDARD', 'acct', 'x', :p)"
+                    ),
+                    {"k": key, "p": sizes},
+                )
+    finally:
+        engine.dispose()
+    s = await SqlMetadataStore.connect(db_url)
+    try:
+        mp = await s.get_version("bkt", "mp")
+        assert mp.parts == (ObjectPart(1, 5242880), ObjectPart(2, 7))
+        assert mp.upload_id == ""
+        assert (await s.get_version("bkt", "plain")).parts == ()
+    finally:
+        await s.close()
 
 
 async def test_listings_are_index_seeks(store: SqlMetadataStore, bucket: str) -> None:

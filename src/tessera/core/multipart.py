@@ -3,6 +3,25 @@
 Completion concatenates the parts' segment lists into the object's manifest in
 one metadata transaction: no byte is copied. Parts are never stored inline, so
 every part is a list of segments that can be concatenated.
+
+Checksums. An upload may name one algorithm and a checksum type at creation.
+Every part then computes that algorithm (a part request naming another one is
+refused, as S3 does), and completion derives the object's checksum from the
+parts' without reading data: ``COMPOSITE``, the checksum of the parts' raw
+checksums with a ``-N`` suffix, or ``FULL_OBJECT``, the CRC of the whole
+object obtained by CRC combination. Part checksums listed in the completion
+request must equal the stored ones (InvalidPart); a whole-object checksum sent
+with it must equal the derived one (BadDigest).
+
+Repeated completion. Clients retry CompleteMultipartUpload when an answer is
+lost, and S3 answers a retry of a completed upload with the same result. The
+completed version records the id of its upload
+(:meth:`~tessera.meta.store.MetadataStore.get_completed_upload`), so a request
+for an upload that no longer exists looks for the version that upload created
+and, when the request names the same parts (its part ETags give the version's
+ETag), answers it again without changing anything. The memory lasts exactly as
+long as that version: once it is deleted or replaced, the upload id is
+unknown (NoSuchUpload). No table of completed ids, no expiry job.
 """
 
 from __future__ import annotations
@@ -10,7 +29,15 @@ from __future__ import annotations
 import functools
 import itertools
 
-from tessera.common.checksums import composite_checksum, multipart_etag
+from tessera.common.checksums import (
+    ALGORITHMS,
+    COMPOSITE_ALGORITHMS,
+    CRC_ALGORITHMS,
+    combine_crcs,
+    composite_checksum,
+    multipart_etag,
+    multipart_etag_of,
+)
 from tessera.common.ids import new_upload_id
 from tessera.common.ranges import RangeSpec
 from tessera.core.access import check_acl
@@ -27,6 +54,7 @@ from tessera.core.requests import (
 )
 from tessera.core.validation import check_key, check_tags, check_user_metadata
 from tessera.model.errors import (
+    BadDigest,
     InvalidArgument,
     InvalidPart,
     InvalidPartOrder,
@@ -35,7 +63,7 @@ from tessera.model.errors import (
     PartTooSmall,
     UploadNotFound,
 )
-from tessera.model.records import ObjectVersion, Part, Upload
+from tessera.model.records import ObjectPart, ObjectVersion, Part, Upload
 
 
 class CompletedPartSpec:
@@ -47,6 +75,46 @@ class CompletedPartSpec:
         self.number = number
         self.etag = etag
         self.checksums = checksums or {}
+
+
+def _chosen_specs(parts: list[CompletedPartSpec]) -> list[CompletedPartSpec]:
+    """The parts a completion names, in order: numbers must not decrease
+    (InvalidPartOrder); a number listed twice in a row keeps its last entry (a
+    client that re-sent a part lists both ETags, the later one current), as
+    RGW and the s3-tests suite do. Raises InvalidRequest for an empty list."""
+    if not parts:
+        raise InvalidRequest("You must specify at least one part")
+    if any(b.number < a.number for a, b in itertools.pairwise(parts)):
+        raise InvalidPartOrder(
+            "The list of parts was not in ascending order. The parts list must be specified in order by part number."
+        )
+    return [
+        b
+        for b, nxt in itertools.zip_longest(parts, parts[1:])
+        if nxt is None or nxt.number != b.number
+    ]
+
+
+def _checksum_setting(algorithm: str, checksum_type: str) -> tuple[str, str]:
+    """The (algorithm, type) an upload is created with; S3's defaults and
+    refusals (InvalidRequest) for combinations it does not support."""
+    algo, ctype = algorithm.upper(), checksum_type.upper()
+    if not algo:
+        if ctype:
+            raise InvalidRequest(
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
+            )
+        return "", ""
+    if algo not in ALGORITHMS:
+        raise InvalidRequest(f"Checksum algorithm {algo} is not supported.")
+    if not ctype:
+        ctype = "FULL_OBJECT" if algo == "CRC64NVME" else "COMPOSITE"
+    if ctype not in ("COMPOSITE", "FULL_OBJECT"):
+        raise InvalidRequest(f"Value for x-amz-checksum-type header is invalid: {ctype}")
+    supported = CRC_ALGORITHMS if ctype == "FULL_OBJECT" else COMPOSITE_ALGORITHMS
+    if algo not in supported:
+        raise InvalidRequest(f"The {ctype} checksum type cannot be used with the {algo} algorithm.")
+    return algo, ctype
 
 
 class MultipartOps(ObjectOps):
@@ -64,7 +132,7 @@ class MultipartOps(ObjectOps):
         check_key(key)
         check_user_metadata(attributes.user_metadata)
         check_tags(attributes.tags)
-        algo = checksum_algorithm.upper()
+        algo, ctype = _checksum_setting(checksum_algorithm, checksum_type)
         upload = Upload(
             bucket=bucket_name,
             key=key,
@@ -78,7 +146,7 @@ class MultipartOps(ObjectOps):
             storage_class=attributes.storage_class,
             policy=bucket.policy,
             checksum_algorithm=algo,
-            checksum_type=(checksum_type or "COMPOSITE").upper() if algo else "",
+            checksum_type=ctype,
             acl=check_acl(attributes.acl, bucket=False),
         )
         await self.meta.create_upload(upload)
@@ -109,10 +177,19 @@ class MultipartOps(ObjectOps):
         body: object,
         integrity: Integrity,
     ) -> Part:
-        """Store one part (replacing an earlier part of that number)."""
+        """Store one part (replacing an earlier part of that number). The upload's
+        checksum algorithm, if any, is always computed; a request naming another
+        algorithm is InvalidRequest."""
         self._check_part_number(number)
         upload = await self._upload(who, bucket_name, key, upload_id)
         bucket = await self.meta.get_bucket(bucket_name)
+        want = upload.checksum_algorithm
+        for algo in integrity.algorithms:
+            if want and algo.upper() != want:
+                raise InvalidRequest(
+                    f"Checksum Type mismatch occurred, expected checksum Type: {want.lower()}, "
+                    f"actual checksum Type: {algo.lower()}"
+                )
         algos = tuple(
             dict.fromkeys(
                 (
@@ -181,55 +258,66 @@ class MultipartOps(ObjectOps):
         upload_id: str,
         parts: list[CompletedPartSpec],
         conditions: Conditions | None = None,
+        *,
+        checksum_type: str = "",
+        checksums: dict[str, str] | None = None,
     ) -> ObjectVersion:
         """Assemble the listed parts into the object.
 
-        Raises UploadNotFound, InvalidPartOrder (numbers not ascending), InvalidPart
+        ``checksum_type`` (if given) must be the upload's; ``checksums`` are
+        whole-object checksums the client expects, in the upload's algorithm
+        (a composite value with or without its ``-N``). A request for an upload
+        already completed answers the version it created when it names the same
+        parts (see the module docstring), and changes nothing.
+
+        Raises UploadNotFound, InvalidPartOrder (numbers decreasing), InvalidPart
         (unknown part or ETag/checksum mismatch), PartTooSmall (a part but the last
-        under the minimum), PreconditionFailed and ObjectNotFound (``conditions``,
-        see :func:`~tessera.core.conditions.check_write`).
+        under the minimum), InvalidRequest (checksum type or algorithm not the
+        upload's), BadDigest (whole-object checksum mismatch), PreconditionFailed
+        and ObjectNotFound (``conditions``, see :func:`~tessera.core.conditions.check_write`).
         """
-        upload = await self._upload(who, bucket_name, key, upload_id)
+        await self._bucket(who, bucket_name, "write")
+        specs = _chosen_specs(parts)
+        expected = {a.upper(): v for a, v in (checksums or {}).items()}
+        try:
+            upload = await self.meta.get_upload(bucket_name, upload_id)
+            if upload.key != key:
+                raise UploadNotFound("The specified upload does not exist.", upload_id=upload_id)
+        except UploadNotFound:
+            return await self._completed_before(bucket_name, key, upload_id, specs, expected)
         bucket = await self.meta.get_bucket(bucket_name)
-        if not parts:
-            raise InvalidRequest("You must specify at least one part")
-        numbers = [p.number for p in parts]
-        if any(b <= a for a, b in itertools.pairwise(numbers)):
-            raise InvalidPartOrder(
-                "The list of parts was not in ascending order. The parts list must be specified in order by part number."
+        algo = upload.checksum_algorithm
+        if checksum_type and checksum_type.upper() != upload.checksum_type:
+            raise InvalidRequest(
+                f"The upload was created using the {upload.checksum_type or 'no'} checksum type; "
+                f"the complete request asked for {checksum_type.upper()}."
             )
-        stored = {p.number: p for p in await self.meta.list_parts(upload_id)}
-        chosen: list[Part] = []
-        for spec in parts:
-            part = stored.get(spec.number)
-            if part is None or part.etag != spec.etag.strip('"'):
-                raise InvalidPart(
-                    "One or more of the specified parts could not be found. The part may not have been uploaded, "
-                    "or the specified entity tag may not match the part's entity tag.",
-                    part_number=spec.number,
+        for name in expected:
+            if name != algo:
+                raise InvalidRequest(
+                    f"The upload was created using the {algo or 'no'} checksum algorithm; "
+                    f"the complete request sent a {name} checksum."
                 )
-            for algo, value in spec.checksums.items():
-                if part.checksums.get(algo.upper(), value) != value:
-                    raise InvalidPart(
-                        f"The {algo} checksum of part {spec.number} does not match",
-                        part_number=spec.number,
-                    )
-            chosen.append(part)
-        for part in chosen[:-1]:
-            if part.size < self.options.min_part_size:
-                raise PartTooSmall(
-                    "Your proposed upload is smaller than the minimum allowed object size.",
-                    part_number=part.number,
-                    size=part.size,
-                    min_size=self.options.min_part_size,
-                )
+        chosen = self._check_parts(
+            specs, {p.number: p for p in await self.meta.list_parts(upload_id)}
+        )
         manifest = chosen[0].manifest
         for part in chosen[1:]:
             manifest = manifest.concat(part.manifest)
-        checksums: dict[str, str] = {}
-        algo = upload.checksum_algorithm
+        object_checksums: dict[str, str] = {}
         if algo and all(algo in p.checksums for p in chosen):
-            checksums[algo] = composite_checksum(algo, [p.checksums[algo] for p in chosen])
+            if upload.checksum_type == "FULL_OBJECT":
+                value = combine_crcs(algo, [(p.checksums[algo], p.size) for p in chosen])
+            else:
+                value = composite_checksum(algo, [p.checksums[algo] for p in chosen])
+            object_checksums[algo] = value
+        for name, value in expected.items():
+            got = object_checksums.get(name, "")
+            if value not in (got, got.split("-")[0]):
+                raise BadDigest(
+                    f"The {name} you specified did not match the calculated checksum.",
+                    algorithm=name,
+                )
         version = ObjectVersion(
             bucket=bucket_name,
             key=key,
@@ -241,20 +329,81 @@ class MultipartOps(ObjectOps):
             headers=dict(upload.headers),
             user_metadata=dict(upload.user_metadata),
             tags=dict(upload.tags),
-            checksums=checksums,
+            checksums=object_checksums,
             storage_class=upload.storage_class,
             owner=who.account_id,
             manifest=manifest,
-            part_sizes=tuple(p.size for p in chosen),
+            parts=tuple(
+                ObjectPart(p.number, p.size, {algo: p.checksums[algo]} if object_checksums else {})
+                for p in chosen
+            ),
             acl=upload.acl,
+            upload_id=upload_id,
         )
         # If-Match / If-None-Match are checked in the completing transaction;
         # when they fail, the upload is left as it was.
         guard = None
         if conditions is not None and not conditions.empty:
             guard = functools.partial(check_write, conditions)
-        await self.meta.complete_upload(bucket_name, upload_id, version, guard)
+        try:
+            await self.meta.complete_upload(bucket_name, upload_id, version, guard)
+        except UploadNotFound:  # a concurrent completion won
+            return await self._completed_before(bucket_name, key, upload_id, specs, expected)
         return version
+
+    def _check_parts(self, specs: list[CompletedPartSpec], stored: dict[int, Part]) -> list[Part]:
+        """The stored parts ``specs`` name, checked: ETags and listed checksums
+        must match (InvalidPart), every part but the last must be large enough
+        (PartTooSmall)."""
+        chosen: list[Part] = []
+        for spec in specs:
+            part = stored.get(spec.number)
+            if part is None or part.etag != spec.etag.strip('"'):
+                raise InvalidPart(
+                    "One or more of the specified parts could not be found. The part may not have been uploaded, "
+                    "or the specified entity tag may not match the part's entity tag.",
+                    part_number=spec.number,
+                )
+            for algo, value in spec.checksums.items():
+                if part.checksums.get(algo.upper()) != value:
+                    raise InvalidPart(
+                        f"The {algo.upper()} checksum of part {spec.number} does not match the uploaded part.",
+                        part_number=spec.number,
+                    )
+            chosen.append(part)
+        for part in chosen[:-1]:
+            if part.size < self.options.min_part_size:
+                raise PartTooSmall(
+                    "Your proposed upload is smaller than the minimum allowed object size.",
+                    part_number=part.number,
+                    size=part.size,
+                    min_size=self.options.min_part_size,
+                )
+        return chosen
+
+    async def _completed_before(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        specs: list[CompletedPartSpec],
+        expected: dict[str, str],
+    ) -> ObjectVersion:
+        """The version an earlier completion of ``upload_id`` created, if this
+        request names the same parts (the multipart ETag of its part ETags is the
+        version's). Raises UploadNotFound otherwise, BadDigest when a whole-object
+        checksum sent differs from the stored one."""
+        done = await self.meta.get_completed_upload(bucket, key, upload_id)
+        if multipart_etag_of(s.etag for s in specs) != done.etag:
+            raise UploadNotFound("The specified upload does not exist.", upload_id=upload_id)
+        for name, value in expected.items():
+            got = done.checksums.get(name, "")
+            if value not in (got, got.split("-")[0]):
+                raise BadDigest(
+                    f"The {name} you specified did not match the calculated checksum.",
+                    algorithm=name,
+                )
+        return done
 
     async def abort_upload(
         self, who: Principal, bucket_name: str, key: str, upload_id: str

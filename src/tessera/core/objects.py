@@ -24,7 +24,7 @@ import contextlib
 import dataclasses
 import functools
 
-from tessera.common.checksums import ALGORITHMS
+from tessera.common.checksums import ALGORITHMS, checksum_type_of
 from tessera.common.ids import NULL_VERSION, new_version_id
 from tessera.common.ranges import ByteRange
 from tessera.core.access import check_acl, require_bucket, require_object_read
@@ -113,6 +113,7 @@ class ObjectOps(ServiceBase):
                 else "The specified method is not allowed against this resource.",
                 version_id=v.version_id,
                 named=version_id is not None,
+                last_modified=v.last_modified,
             )
         return v
 
@@ -205,25 +206,38 @@ class ObjectOps(ServiceBase):
         v = await self._version_for(who, bucket, req.key, req.version_id)
         check_read(req.conditions, v)
         byte_range = None
-        parts_count = len(v.part_sizes) or None
+        checksums = v.checksums
         if req.part_number is not None:
             byte_range = self._part_range(v, req.part_number)
+            if v.parts:
+                checksums = v.parts[req.part_number - 1].checksums
         elif req.range is not None:
             byte_range = req.range.resolve(v.size)
             if byte_range is None:
                 raise InvalidRange(v.size)
+            checksums = {}
         body = None if head else self.data.read(v.inline, v.manifest, byte_range)
         return ObjectRead(
             version=v,
             range=byte_range,
-            parts_count=parts_count,
+            parts_count=len(v.parts) or None,
             body=body,
             versioned=bucket.versioning != "unversioned",
+            checksums=dict(checksums),
+            checksum_type=self._checksum_type(v) if checksums else "",
         )
 
     @staticmethod
+    def _checksum_type(v: ObjectVersion) -> str:
+        """The object's checksum type (its values say; FULL_OBJECT when none)."""
+        return checksum_type_of(next(iter(v.checksums.values()), ""))
+
+    @staticmethod
     def _part_range(v: ObjectVersion, number: int) -> ByteRange:
-        sizes = v.part_sizes or (v.size,)
+        """Bytes of part ``number``: parts are numbered by position (1..N), so
+        that 1..PartsCount always works even when the upload skipped numbers.
+        An object that is not multipart is its own part 1."""
+        sizes = [p.size for p in v.parts] or [v.size]
         if number < 1 or number > len(sizes):
             raise InvalidPartNumber(
                 "The requested partnumber is not satisfiable", part_number=number
@@ -331,16 +345,23 @@ class ObjectOps(ServiceBase):
         tags = dict(attrs.tags) if req.tagging_directive == "REPLACE" else dict(src.tags)
         check_tags(tags)
         inline, manifest, checksums = src.inline, src.manifest, dict(src.checksums)
+        parts = src.parts
         algo = (req.checksum_algorithm or "").upper()
+        if algo and algo not in ALGORITHMS:
+            raise InvalidRequest(f"Checksum algorithm {algo} is not supported.")
         if algo and "-" in checksums.get(algo, "-"):
             # A new algorithm (or replacing a composite multipart checksum, which
-            # base64 marks with "-N") needs the bytes: copy them through the data path.
+            # base64 marks with "-N") needs the bytes: copy them through the data
+            # path. The copy's checksum is then of type FULL_OBJECT.
             result = await self._store(
                 dst_bucket,
-                Integrity(algorithms=(algo,) if algo else ()),
+                Integrity(algorithms=(algo,)),
                 self.data.read(src.inline, src.manifest),
             )
             inline, manifest, checksums = result.inline, result.manifest, dict(result.checksums)
+            parts = tuple(dataclasses.replace(p, checksums={}) for p in parts)
+        elif algo:
+            checksums = {algo: checksums[algo]}
         version = ObjectVersion(
             bucket=req.dst_bucket,
             key=req.dst_key,
@@ -359,7 +380,7 @@ class ObjectOps(ServiceBase):
             owner=who.account_id,
             inline=inline,
             manifest=manifest,
-            part_sizes=src.part_sizes,
+            parts=parts,
             acl=check_acl(attrs.acl, bucket=False),
         )
         await self.meta.put_version(version)

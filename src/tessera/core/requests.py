@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from tessera.common.ranges import ByteRange, RangeSpec
 from tessera.common.streams import ByteSource
-from tessera.model.records import ObjectVersion, Upload
+from tessera.model.records import ObjectPart, ObjectVersion, Upload
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +128,25 @@ class ObjectRead:
     body: ByteSource | None = None
     versioned: bool = False
     """True when the bucket has (or had) versioning on: the answer names the version id."""
+    checksums: dict[str, str] = field(default_factory=dict)
+    """Checksums of exactly the bytes served: the object's for a whole-object
+    read, the part's for a ``partNumber`` read of a multipart object, none for
+    a byte range."""
+    checksum_type: str = ""
+    """``FULL_OBJECT`` or ``COMPOSITE`` (the object's type) when :attr:`checksums`
+    is not empty."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttributesResult:
+    """The answer to GetObjectAttributes."""
+
+    version: ObjectVersion
+    versioned: bool
+    parts: list[tuple[int, ObjectPart]]
+    """``(part number, part)`` of the listed page; parts are numbered by position
+    (1..N), as ``partNumber`` reads number them."""
+    truncated: bool
 
 
 @dataclass(frozen=True, slots=True)

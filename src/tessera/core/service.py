@@ -8,13 +8,14 @@ raises domain errors from :mod:`tessera.model.errors` — never protocol errors.
 from __future__ import annotations
 
 from tessera.core.accounts import AccountOps
+from tessera.core.attributes import AttributesOps
 from tessera.core.base import CoreOptions
 from tessera.core.buckets import BucketOps
 from tessera.core.listing import ListingOps
 from tessera.core.multipart import CompletedPartSpec, MultipartOps
 
 
-class ObjectService(AccountOps, BucketOps, ListingOps, MultipartOps):
+class ObjectService(AccountOps, BucketOps, ListingOps, MultipartOps, AttributesOps):
     """Accounts, buckets, objects, versions, multipart uploads and listings."""
 
     async def close(self) -> None:

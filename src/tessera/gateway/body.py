@@ -55,6 +55,11 @@ class Body:
             return self._raw()
         return self._sha256()
 
+    async def accept(self) -> None:
+        """Answer ``Expect: 100-continue`` for a handler that reads the request
+        stream itself (POST Object forms) rather than through :meth:`source`."""
+        await self._continue()
+
     async def _continue(self) -> None:
         """Answer ``Expect: 100-continue`` now that the request is accepted and its
         body is wanted; at most once. The gateway's expect handler sends nothing,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tessera.model import errors as E
 from tessera.protocol.s3.errors import S3Error
+from tessera.protocol.s3.headers import format_http_date
 
 # Most specific first: the first matching class wins.
 _TABLE: list[tuple[type[E.TesseraError], str, int | None]] = [
@@ -32,7 +33,7 @@ _TABLE: list[tuple[type[E.TesseraError], str, int | None]] = [
     (E.InvalidTag, "InvalidTag", None),
     (E.MalformedDocument, "MalformedXML", None),
     (E.MetadataTooLarge, "MetadataTooLarge", None),
-    (E.InvalidPartNumber, "InvalidPartNumber", 416),
+    (E.InvalidPartNumber, "InvalidPart", 400),  # as S3 answers partNumber > parts count
     (E.InvalidArgument, "InvalidArgument", None),
     (E.InvalidRequest, "InvalidRequest", None),
     (E.PreconditionFailed, "PreconditionFailed", None),
@@ -77,6 +78,8 @@ def to_s3_error(err: E.TesseraError) -> S3Error:
     headers: dict[str, str] = {}
     if isinstance(err, E.DeleteMarkerHit):
         headers = {"x-amz-delete-marker": "true", "x-amz-version-id": err.version_id}
+        if err.last_modified is not None:
+            headers["Last-Modified"] = format_http_date(err.last_modified)
         if err.named:
             return S3Error("MethodNotAllowed", err.message, status=405, headers=headers)
         return S3Error("NoSuchKey", err.message, status=404, headers=headers)

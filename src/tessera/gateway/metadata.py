@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from multidict import CIMultiDict
 
-from tessera.common.checksums import ALGORITHMS
+from tessera.common.checksums import ALGORITHMS, checksum_type_of
 from tessera.core.requests import Conditions, DeleteConditions, ObjectAttributes
 from tessera.model.records import ObjectVersion
 from tessera.protocol.s3.acl import canned_from_headers
@@ -107,14 +107,16 @@ def content_md5(headers: Mapping[str, str]) -> bytes | None:
 
 def checksum_request(headers: Mapping[str, str]) -> tuple[tuple[str, ...], dict[str, str]]:
     """(algorithms to compute, values sent in headers) from x-amz-checksum-* /
-    x-amz-sdk-checksum-algorithm / x-amz-trailer."""
+    x-amz-sdk-checksum-algorithm / x-amz-trailer. More than one checksum value
+    is InvalidRequest, as in S3."""
     algos: list[str] = []
-    values: dict[str, str] = {}
-    for algo in ALGORITHMS:
-        value = headers.get("x-amz-checksum-" + algo.lower())
-        if value is not None:
-            values[algo] = value
-            algos.append(algo)
+    values = checksum_values(headers)
+    if len(values) > 1:
+        raise S3Error(
+            "InvalidRequest",
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+        )
+    algos.extend(values)
     for name in ("x-amz-sdk-checksum-algorithm", "x-amz-checksum-algorithm"):
         if name in headers:
             a = headers[name].upper()
@@ -130,6 +132,24 @@ def checksum_request(headers: Mapping[str, str]) -> tuple[tuple[str, ...], dict[
                 raise S3Error("InvalidRequest", f"Checksum algorithm {a!r} is not supported")
             algos.append(a)
     return tuple(dict.fromkeys(algos)), values
+
+
+def checksum_values(headers: Mapping[str, str]) -> dict[str, str]:
+    """The ``x-amz-checksum-<algorithm>`` values sent, keyed by algorithm."""
+    return {
+        algo: headers["x-amz-checksum-" + algo.lower()]
+        for algo in ALGORITHMS
+        if "x-amz-checksum-" + algo.lower() in headers
+    }
+
+
+def checksum_headers(checksums: Mapping[str, str], checksum_type: str = "") -> dict[str, str]:
+    """``x-amz-checksum-<algorithm>`` headers and, when there are any,
+    ``x-amz-checksum-type`` (from the values when ``checksum_type`` is empty)."""
+    h = {"x-amz-checksum-" + algo.lower(): value for algo, value in checksums.items()}
+    if checksums:
+        h["x-amz-checksum-type"] = checksum_type or checksum_type_of(next(iter(checksums.values())))
+    return h
 
 
 def conditions_from(headers: Mapping[str, str], prefix: str = "") -> Conditions:
@@ -181,8 +201,9 @@ def delete_conditions_from(headers: Mapping[str, str]) -> DeleteConditions:
     )
 
 
-def object_headers(v: ObjectVersion, *, checksum_mode: bool, versioned: bool) -> CIMultiDict[str]:
-    """Response headers describing a version (GET/HEAD)."""
+def object_headers(v: ObjectVersion, *, versioned: bool) -> CIMultiDict[str]:
+    """Response headers describing a version (GET/HEAD); checksums are the
+    caller's business (:func:`checksum_headers`)."""
     h: CIMultiDict[str] = CIMultiDict()
     h["ETag"] = quote_etag(v.etag)
     h["Last-Modified"] = format_http_date(v.last_modified)
@@ -198,13 +219,6 @@ def object_headers(v: ObjectVersion, *, checksum_mode: bool, versioned: bool) ->
         h["x-amz-tagging-count"] = str(len(v.tags))
     if v.storage_class != "STANDARD":
         h["x-amz-storage-class"] = v.storage_class
-    if checksum_mode:
-        for algo, value in v.checksums.items():
-            h["x-amz-checksum-" + algo.lower()] = value
-            if "-" in value:
-                h["x-amz-checksum-type"] = "COMPOSITE"
-        if v.checksums and "x-amz-checksum-type" not in h:
-            h["x-amz-checksum-type"] = "FULL_OBJECT"
     return h
 
 

@@ -141,7 +141,7 @@ def _bucket_route(method: str, bucket: str, q: dict[str, str]) -> Endpoint:
     if method == "POST":
         if "delete" in q:
             return Endpoint("DeleteObjects", bucket, query=q)
-        raise S3Error("NotImplemented", "POST object uploads (HTML forms) are not implemented yet.")
+        return Endpoint("PostObject", bucket, query=q)  # browser-based upload (HTML form)
     raise S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.")
 
 
@@ -158,7 +158,9 @@ def _object_route(
             return ep("ListParts")
         if "acl" in q:
             return ep("GetObjectAcl")
-        if "attributes" in q or "retention" in q or "legal-hold" in q or "torrent" in q:
+        if "attributes" in q:
+            return ep("GetObjectAttributes")
+        if "retention" in q or "legal-hold" in q or "torrent" in q:
             raise S3Error("NotImplemented", "This operation is not implemented.")
         return ep("GetObject")
     if method == "HEAD":

@@ -213,11 +213,19 @@ class MetadataStore(Protocol):
         guard: LatestGuard | None = None,
     ) -> ObjectVersion | None:
         """Atomically remove the upload and all of its parts and store ``version``
-        as :meth:`put_version` does (returns what it displaced). References held by
-        the parts are released and those of the version's manifest added, so
-        blocks reused from parts keep their count. Raises UploadNotFound when the
-        upload is already gone. ``guard`` is as for :meth:`put_version`; when it
-        raises, the upload and its parts are left as they were."""
+        as :meth:`put_version` does (returns what it displaced), with its
+        ``upload_id`` set to ``upload_id`` whatever the record says. References
+        held by the parts are released and those of the version's manifest added,
+        so blocks reused from parts keep their count. Raises UploadNotFound when
+        the upload is already gone. ``guard`` is as for :meth:`put_version`; when
+        it raises, the upload and its parts are left as they were."""
+        ...
+
+    async def get_completed_upload(self, bucket: str, key: str, upload_id: str) -> ObjectVersion:
+        """The stored version of ``key`` that completing ``upload_id`` created (the
+        full record, ``is_latest`` set correctly; the newest if several carry that
+        id). Raises UploadNotFound when there is none: never completed, or that
+        version was since deleted or replaced."""
         ...
 
     async def abort_upload(self, bucket: str, upload_id: str) -> None:

@@ -153,11 +153,15 @@ class MethodNotAllowed(TesseraError):
 class DeleteMarkerHit(NotFound):
     """The latest version (or the named version) is a delete marker."""
 
-    def __init__(self, message: str, *, version_id: str, named: bool) -> None:
+    def __init__(
+        self, message: str, *, version_id: str, named: bool, last_modified: float | None = None
+    ) -> None:
         super().__init__(message)
         self.version_id = version_id
         self.named = named
         """True when the request named the delete marker's version id explicitly."""
+        self.last_modified = last_modified
+        """When the delete marker was written (S3 answers it as Last-Modified)."""
 
 
 # --- permissions ---------------------------------------------------------------

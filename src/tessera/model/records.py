@@ -55,6 +55,20 @@ class Bucket:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectPart:
+    """One part of a completed multipart object."""
+
+    number: int
+    """The part number it was uploaded with (1..10000). Reads and
+    GetObjectAttributes number parts by position instead (1..N), so that the
+    two agree when an upload skipped numbers; this one is kept as a record."""
+    size: int
+    checksums: dict[str, str] = field(default_factory=dict)
+    """The part's checksum in the object's checksum algorithm (base64), if the
+    upload named one; empty otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectVersion:
     bucket: str
     key: str
@@ -75,19 +89,25 @@ class ObjectVersion:
     """``x-amz-meta-*`` values, keyed without the prefix (lower-case)."""
     tags: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
-    """Additional checksums keyed by algorithm (``CRC32``...), base64, with ``-N``
-    suffix for composite multipart checksums."""
+    """Additional checksums keyed by algorithm (``CRC32``...), base64. A value
+    with a ``-N`` suffix is a ``COMPOSITE`` multipart checksum; any other is of
+    type ``FULL_OBJECT`` (see :func:`tessera.common.checksums.checksum_type_of`)."""
     storage_class: str = "STANDARD"
     owner: str = ""
     """Account id of the writer."""
     inline: bytes | None = None
     """Whole content of a small object; None when the data is in :attr:`manifest`."""
     manifest: Manifest = field(default_factory=Manifest)
-    part_sizes: tuple[int, ...] = ()
-    """Sizes of the parts of a multipart object, for ``partNumber`` reads; empty otherwise."""
+    parts: tuple[ObjectPart, ...] = ()
+    """The parts of a multipart object in object order (``partNumber`` reads,
+    GetObjectAttributes); empty for other objects."""
     acl: str = "private"
     """Canned ACL (``private``, ``public-read``...; see ``core.access``). Listing
     records always say ``private``: listings do not read it."""
+    upload_id: str = ""
+    """Id of the multipart upload whose completion created this version, else
+    empty. Lets a repeated CompleteMultipartUpload find what it created; never
+    copied to another version. Listing records leave it empty."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,15 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from tessera.gateway.context import Ctx
-from tessera.gateway.handlers import acl, bucket, listing, multipart, objects
+from tessera.gateway.handlers import (
+    acl,
+    attributes,
+    bucket,
+    listing,
+    multipart,
+    objects,
+    post_object,
+)
 
 Handler = Callable[[Ctx], Awaitable[web.StreamResponse]]
 
@@ -18,4 +26,6 @@ HANDLERS: dict[str, Handler] = {
     **objects.HANDLERS,
     **multipart.HANDLERS,
     **acl.HANDLERS,
+    **attributes.HANDLERS,
+    **post_object.HANDLERS,
 }

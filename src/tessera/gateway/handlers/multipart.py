@@ -10,7 +10,12 @@ from tessera.common.ids import NULL_VERSION
 from tessera.core.multipart import CompletedPartSpec
 from tessera.gateway.context import Ctx, empty_response, xml_response
 from tessera.gateway.handlers.objects import integrity_from, parse_copy_source
-from tessera.gateway.metadata import attributes_from, conditions_from
+from tessera.gateway.metadata import (
+    attributes_from,
+    checksum_headers,
+    checksum_values,
+    conditions_from,
+)
 from tessera.protocol.s3.errors import S3Error
 from tessera.protocol.s3.headers import format_iso8601, parse_range, quote_etag
 from tessera.protocol.s3.xml import parse_complete_multipart
@@ -92,11 +97,13 @@ async def upload_part_copy(ctx: Ctx) -> web.StreamResponse:
     headers = (
         {"x-amz-copy-source-version-id": src_version_id} if src_version_id != NULL_VERSION else {}
     )
-    return xml_response(
-        "CopyPartResult",
-        {"LastModified": format_iso8601(part.last_modified), "ETag": quote_etag(part.etag)},
-        headers=headers,
-    )
+    content: dict[str, Any] = {
+        "LastModified": format_iso8601(part.last_modified),
+        "ETag": quote_etag(part.etag),
+    }
+    for algo, value in part.checksums.items():
+        content["Checksum" + algo] = value
+    return xml_response("CopyPartResult", content, headers=headers)
 
 
 async def complete_upload(ctx: Ctx) -> web.StreamResponse:
@@ -111,6 +118,8 @@ async def complete_upload(ctx: Ctx) -> web.StreamResponse:
         ctx.query["uploadId"],
         specs,
         conditions_from(ctx.headers),
+        checksum_type=ctx.headers.get("x-amz-checksum-type", ""),
+        checksums=checksum_values(ctx.headers),
     )
     content: dict[str, Any] = {
         "Location": f"/{ctx.bucket}/{ctx.key}",
@@ -121,7 +130,7 @@ async def complete_upload(ctx: Ctx) -> web.StreamResponse:
     for algo, value in v.checksums.items():
         content["Checksum" + algo] = value
     if v.checksums:
-        content["ChecksumType"] = "COMPOSITE"
+        content["ChecksumType"] = checksum_headers(v.checksums)["x-amz-checksum-type"]
     headers = {"x-amz-version-id": v.version_id} if v.version_id != NULL_VERSION else {}
     return xml_response("CompleteMultipartUploadResult", content, headers=headers)
 

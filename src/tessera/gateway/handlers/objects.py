@@ -13,6 +13,7 @@ from tessera.gateway.context import Ctx, empty_response, xml_response
 from tessera.gateway.metadata import (
     apply_overrides,
     attributes_from,
+    checksum_headers,
     checksum_request,
     conditions_from,
     content_md5,
@@ -27,10 +28,6 @@ from tessera.protocol.s3.xml import parse_tagging
 
 def _version_headers(v: ObjectVersion) -> dict[str, str]:
     return {"x-amz-version-id": v.version_id} if v.version_id != NULL_VERSION else {}
-
-
-def _checksum_headers(v: ObjectVersion) -> dict[str, str]:
-    return {"x-amz-checksum-" + algo.lower(): value for algo, value in v.checksums.items()}
 
 
 def integrity_from(ctx: Ctx) -> Integrity:
@@ -51,7 +48,11 @@ async def put_object(ctx: Ctx) -> web.StreamResponse:
     )
     v = await ctx.service.put_object(ctx.principal, req)
     return empty_response(
-        headers={"ETag": quote_etag(v.etag), **_version_headers(v), **_checksum_headers(v)}
+        headers={
+            "ETag": quote_etag(v.etag),
+            **_version_headers(v),
+            **checksum_headers(v.checksums),
+        }
     )
 
 
@@ -68,12 +69,9 @@ def _get_request(ctx: Ctx) -> GetRequest:
 
 def _read_headers(ctx: Ctx, r: ObjectRead) -> tuple[int, dict[str, str], int]:
     v = r.version
-    headers = object_headers(
-        v,
-        checksum_mode=ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
-        and r.range is None,
-        versioned=r.versioned,
-    )
+    headers = object_headers(v, versioned=r.versioned)
+    if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        headers.update(checksum_headers(r.checksums, r.checksum_type))
     apply_overrides(headers, ctx.query)
     if r.parts_count is not None and "partNumber" in ctx.query:
         headers["x-amz-mp-parts-count"] = str(r.parts_count)
@@ -178,6 +176,8 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
     }
     for a, value in v.checksums.items():
         content["Checksum" + a] = value
+    if v.checksums:
+        content["ChecksumType"] = checksum_headers(v.checksums)["x-amz-checksum-type"]
     headers = _version_headers(v)
     if res.source_version_id != NULL_VERSION:
         headers["x-amz-copy-source-version-id"] = res.source_version_id

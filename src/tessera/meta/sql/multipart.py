@@ -12,6 +12,7 @@ removed have their references released.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -23,14 +24,16 @@ from tessera.meta.sql.blocks import RefDelta, apply_refs
 from tessera.meta.sql.rows import (
     PART_COLUMNS,
     UPLOAD_COLUMNS,
+    VERSION_FULL,
     insert_statement,
     manifest_refs,
     part_from_row,
     part_params,
     upload_from_row,
     upload_params,
+    version_from_row,
 )
-from tessera.meta.sql.schema import parts, uploads
+from tessera.meta.sql.schema import parts, uploads, versions
 from tessera.meta.sql.transactions import StoreBase
 from tessera.meta.sql.versions import key_bounds, store_version
 from tessera.meta.store import LatestGuard
@@ -39,6 +42,7 @@ from tessera.model.records import ObjectVersion, Part, Upload
 
 _u = uploads.c
 _p = parts.c
+_v = versions.c
 _ID: sa.BindParameter[str] = sa.bindparam("id")
 _B: sa.BindParameter[str] = sa.bindparam("b")
 _N: sa.BindParameter[int] = sa.bindparam("n", type_=sa.Integer)
@@ -66,6 +70,13 @@ _LATER_OF_KEY = (
     .where(_u.bucket == _B, _u.key == sa.bindparam("k"), _u.seq > sa.bindparam("seq"))
     .order_by(_u.seq)
     .limit(_N)
+)
+
+_COMPLETED = (
+    sa.select(*VERSION_FULL)
+    .where(_v.bucket == _B, _v.key == sa.bindparam("k"), _v.upload_id == _ID)
+    .order_by(_v.seq.desc())
+    .limit(1)
 )
 
 
@@ -208,6 +219,7 @@ class MultipartMixin(StoreBase):
         does, in one transaction; blocks reused from parts keep their count.
         Returns the displaced version. Raises UploadNotFound, or what ``guard``
         raises (then the upload is left as it was)."""
+        version = dataclasses.replace(version, upload_id=upload_id)
 
         def tx(conn: Connection) -> ObjectVersion | None:
             delta = RefDelta()
@@ -217,6 +229,20 @@ class MultipartMixin(StoreBase):
             return replaced
 
         return await self._db.write(tx)
+
+    async def get_completed_upload(self, bucket: str, key: str, upload_id: str) -> ObjectVersion:
+        """The version of ``key`` completed from ``upload_id``; a seek on the key's
+        versions (``ix_versions_order``) filtered by upload id. Raises UploadNotFound."""
+        first = self._dialect.first
+        params = {"b": bucket, "k": key, "id": upload_id}
+
+        def tx(conn: Connection) -> Any:
+            return first(conn, _COMPLETED, params)
+
+        row = await self._db.read(tx)
+        if row is None:
+            raise _not_found(upload_id)
+        return version_from_row(bucket, row)
 
     async def abort_upload(self, bucket: str, upload_id: str) -> None:
         """Remove the upload and its parts, releasing their references.

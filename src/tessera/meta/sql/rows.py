@@ -19,7 +19,15 @@ import sqlalchemy as sa
 
 from tessera.meta.sql.schema import access_keys, accounts, buckets, parts, uploads, versions
 from tessera.model.manifest import Manifest
-from tessera.model.records import AccessKey, Account, Bucket, ObjectVersion, Part, Upload
+from tessera.model.records import (
+    AccessKey,
+    Account,
+    Bucket,
+    ObjectPart,
+    ObjectVersion,
+    Part,
+    Upload,
+)
 
 _EMPTY = Manifest()
 
@@ -142,15 +150,34 @@ VERSION_LISTING: tuple[sa.ColumnElement[Any], ...] = (
 
 VERSION_FULL: tuple[sa.ColumnElement[Any], ...] = (
     *VERSION_LISTING,
-    _v.part_sizes,
+    _v.parts,
     _v.headers,
     _v.user_metadata,
     _v.tags,
     _v.manifest,
     _v.inline,
     _v.acl,
+    _v.upload_id,
 )
 """Columns of full records, in :func:`version_from_row` order."""
+
+
+def dump_parts(parts: tuple[ObjectPart, ...]) -> str | None:
+    """``[[number, size], [number, size, {algo: checksum}], ...]``, None when empty."""
+    if not parts:
+        return None
+    return json.dumps(
+        [[p.number, p.size, p.checksums] if p.checksums else [p.number, p.size] for p in parts],
+        separators=(",", ":"),
+    )
+
+
+def load_parts(text: str | None) -> tuple[ObjectPart, ...]:
+    if not text:
+        return ()
+    return tuple(
+        ObjectPart(item[0], item[1], item[2] if len(item) > 2 else {}) for item in json.loads(text)
+    )
 
 
 def version_params(v: ObjectVersion) -> dict[str, Any]:
@@ -168,13 +195,14 @@ def version_params(v: ObjectVersion) -> dict[str, Any]:
         "owner": v.owner,
         "content_type": v.content_type,
         "checksums": dump_map(v.checksums),
-        "part_sizes": json.dumps(list(v.part_sizes)) if v.part_sizes else None,
+        "parts": dump_parts(v.parts),
         "headers": dump_map(v.headers),
         "user_metadata": dump_map(v.user_metadata),
         "tags": dump_map(v.tags),
         "manifest": dump_manifest(v.manifest),
         "inline": v.inline,
         "acl": v.acl,
+        "upload_id": v.upload_id or None,
     }
 
 
@@ -210,8 +238,9 @@ _LISTING_FIELDS = (
     "owner",
     "inline",
     "manifest",
-    "part_sizes",
+    "parts",
     "acl",
+    "upload_id",
 )
 _new = object.__new__
 _set = tuple(getattr(ObjectVersion, name).__set__ for name in _LISTING_FIELDS)
@@ -242,7 +271,7 @@ def _listing_record(
 ) -> ObjectVersion:
     if not _FAST:
         return ObjectVersion(bucket, key, vid, mtime, size, etag, marker, latest, ctype,
-                             {}, {}, {}, sums, sclass, owner, None, _EMPTY, (), "private")  # fmt: skip
+                             {}, {}, {}, sums, sclass, owner, None, _EMPTY, (), "private", "")  # fmt: skip
     s = _set
     o: ObjectVersion = _new(ObjectVersion)
     s[0](o, bucket)
@@ -264,6 +293,7 @@ def _listing_record(
     s[16](o, _EMPTY)
     s[17](o, ())
     s[18](o, "private")
+    s[19](o, "")
     return o
 
 
@@ -283,7 +313,7 @@ def live_version_from_row(bucket: str, row: Sequence[Any]) -> ObjectVersion:
 
 def version_from_row(bucket: str, row: Sequence[Any]) -> ObjectVersion:
     (key, vid, latest, marker, mtime, size, etag, sclass, owner, ctype, sums) = row[:11]
-    part_sizes, headers, meta, tags, manifest, inline, acl = row[11:]
+    parts, headers, meta, tags, manifest, inline, acl, upload_id = row[11:]
     return ObjectVersion(
         bucket=bucket,
         key=key,
@@ -302,8 +332,9 @@ def version_from_row(bucket: str, row: Sequence[Any]) -> ObjectVersion:
         owner=owner,
         inline=None if inline is None else bytes(inline),
         manifest=load_manifest(manifest),
-        part_sizes=tuple(json.loads(part_sizes)) if part_sizes else (),
+        parts=load_parts(parts),
         acl=acl,
+        upload_id=upload_id or "",
     )
 
 

@@ -47,6 +47,13 @@ agree). Design choices:
 
 * Dict fields are compact JSON text, ``NULL`` when empty; manifests are
   :meth:`Manifest.to_json` text, ``NULL`` when there are no segments.
+  ``versions.parts`` (multipart objects) is a JSON list of ``[number, size]``
+  or ``[number, size, {algorithm: checksum}]``, ``NULL`` for other objects.
+
+* ``versions.upload_id`` names the multipart upload a version was completed
+  from (``NULL`` otherwise). It is not indexed: the one query using it (a
+  repeated completion) first seeks the key's few versions by
+  ``ix_versions_order``.
 """
 
 from __future__ import annotations
@@ -113,13 +120,14 @@ versions = sa.Table(
     sa.Column("owner", sa.Text, nullable=False),
     sa.Column("content_type", sa.Text, nullable=False),
     sa.Column("checksums", sa.Text),
-    sa.Column("part_sizes", sa.Text),
+    sa.Column("parts", sa.Text),
     sa.Column("headers", sa.Text),
     sa.Column("user_metadata", sa.Text),
     sa.Column("tags", sa.Text),
     sa.Column("manifest", sa.Text),
     sa.Column("inline", sa.LargeBinary),
     sa.Column("acl", sa.Text, nullable=False, server_default="private"),
+    sa.Column("upload_id", KeyText),
     implicit_returning=False,
 )
 _live = sa.and_(versions.c.is_latest, sa.not_(versions.c.delete_marker))

@@ -86,7 +86,7 @@ def test_bad_chunk_signature_stores_nothing(server: harness.Server, s3: Any, buc
 
 
 def _put_trailer(
-    server: harness.Server, bucket: str, key: str, data: bytes, crc: str
+    server: harness.Server, bucket: str, key: str, data: bytes, crc: str | None
 ) -> harness.RawResponse:
     target = f"/{bucket}/{key}"
     headers = {
@@ -95,7 +95,8 @@ def _put_trailer(
         "x-amz-trailer": "x-amz-checksum-crc32",
     }
     signed = harness.signed_head(server, "PUT", target, headers, payload_hash=UNSIGNED_TRAILER)
-    body = encode_chunked(data, chunk_size=8192, trailers=[("x-amz-checksum-crc32", crc)])
+    trailers = [("x-amz-checksum-crc32", crc)] if crc is not None else []
+    body = encode_chunked(data, chunk_size=8192, trailers=trailers)
     signed["Content-Length"] = str(len(body))
     return _exchange(server, harness.request_head("PUT", target, signed), body)
 
@@ -121,6 +122,17 @@ def test_wrong_trailer_checksum_stores_nothing(
     r = _put_trailer(server, bucket, "trailer", os.urandom(50_000), _crc32(b"other"))
     assert r.status == 400 and b"<Code>BadDigest</Code>" in r.body
     assert s3.get_object(Bucket=bucket, Key="trailer")["Body"].read() == b"old"
+
+
+def test_promised_trailer_left_out_stores_nothing(
+    server: harness.Server, s3: Any, bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="trailer", Body=b"old")
+    blocks = harness.block_count(server)
+    r = _put_trailer(server, bucket, "trailer", os.urandom(150_000), None)
+    assert r.status == 400 and b"<Code>MalformedTrailerError</Code>" in r.body
+    assert s3.get_object(Bucket=bucket, Key="trailer")["Body"].read() == b"old"
+    assert harness.block_count(server) == blocks
 
 
 def test_expect_100_continue(server: harness.Server, s3: Any, bucket: str) -> None:

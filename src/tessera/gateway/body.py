@@ -105,6 +105,13 @@ class Body:
                     yield piece
         decoder.close()
         self.trailers = dict(decoder.trailers)
+        # A trailer promised in x-amz-trailer must come: its checksum is what the
+        # client relies on, and an upload without it would be stored unverified.
+        promised = self.request.headers.get("x-amz-trailer", "")
+        missing = [t for t in (n.strip().lower() for n in promised.split(",")) if t]
+        missing = [t for t in missing if t not in self.trailers]
+        if missing:
+            raise S3Error("MalformedTrailerError", f"The promised trailer {missing[0]} is missing.")
         if self.declared_size is not None and decoder.decoded_length != self.declared_size:
             raise S3Error(
                 "IncompleteBody",

@@ -16,8 +16,9 @@ longer among the first ones. Properties (tested):
   removing one moves only the keys it held. Relative order of the other
   volumes never changes.
 
-This module is pure (no I/O). Zones and servers (cluster placement over distinct
-failure domains, DESIGN.md §4) build on :func:`rank` by ranking at each level.
+This module is pure (no I/O). Cluster placement over distinct failure domains
+(zones, servers, disks; DESIGN.md §4) is :mod:`tessera.data.topology`, which
+builds on :func:`rank` by ranking at each level.
 """
 
 from __future__ import annotations
@@ -57,12 +58,18 @@ def rank(key: str, volumes: Mapping[str, float] | Iterable[str]) -> list[str]:
     broken by id so the result is always deterministic.
     """
     weights = volumes if isinstance(volumes, Mapping) else dict.fromkeys(volumes, 1.0)
-    encoded = key.encode()
+    # the hash state after the key, copied per volume: same value as _unit, less work
+    base = hashlib.blake2b(key.encode(), digest_size=8, person=b"tessera-hrw")
+    log = math.log
 
     def sort_key(vid: str) -> tuple[float, str]:
         w = weights[vid]
-        s = 0.0 if w <= 0 else -w / math.log(_unit(encoded, vid))
-        return (-s, vid)
+        if w <= 0:
+            return (0.0, vid)
+        h = base.copy()
+        h.update(vid.encode())
+        u = (int.from_bytes(h.digest(), "big") + 0.5) / _SCALE
+        return (w / log(u), vid)  # w / ln(u) = -score: ascending sort puts the best first
 
     return sorted(weights, key=sort_key)
 

@@ -98,12 +98,17 @@ def format_iso8601(ts: float) -> str:
 
 def parse_amz_date(value: str) -> float | None:
     """Seconds since the epoch of an ``x-amz-date`` (``20261122T180000Z``), or None."""
-    if not _AMZ_DATE_RE.match(value):
+    m = _AMZ_DATE_RE.fullmatch(value)
+    if not m:
         return None
-    try:
-        return float(calendar.timegm(time.strptime(value, "%Y%m%dT%H%M%SZ")))
+    d, t = m.group(1), m.group(2)
+    try:  # datetime checks the calendar; time.strptime cost ~17 us per request
+        when = datetime.datetime(
+            int(d[:4]), int(d[4:6]), int(d[6:]), int(t[:2]), int(t[2:4]), int(t[4:])
+        )
     except ValueError:
         return None
+    return float(calendar.timegm(when.timetuple()))
 
 
 def quote_etag(etag: str) -> str:

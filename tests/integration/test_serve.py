@@ -37,6 +37,26 @@ def test_becomes_ready_and_reports_its_address(tmp_path: Path) -> None:
         assert (tmp_path / "data" / "LOCK").read_text().strip() == str(server.proc.pid)
 
 
+def test_access_log_has_one_line_per_request_with_its_id(tmp_path: Path) -> None:
+    with harness.start_server(tmp_path / "data") as server:
+        url = f"http://{server.host}:{server.port}/some-bucket?list-type=2"
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url, timeout=10)
+        request_id = err.value.headers["x-amz-request-id"]
+        assert err.value.code == 404 and request_id  # anonymous, no such bucket
+        deadline = time.monotonic() + 10
+        wanted = '"GET /some-bucket?list-type=2 HTTP/1.1" 404 '
+        while time.monotonic() < deadline:
+            lines = server.stderr_path.read_text(errors="replace").splitlines()
+            found = [line for line in lines if wanted in line]
+            if found:
+                break
+            time.sleep(0.05)
+        assert len(found) == 1, lines
+        assert found[0].endswith(f"req={request_id}")
+        assert "127.0.0.1 " in found[0]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_stops_cleanly_and_releases_the_lock(tmp_path: Path, sig: int) -> None:
     server = harness.start_server(tmp_path / "data")

@@ -61,6 +61,7 @@ from tessera.core.gc import GarbageCollector
 from tessera.core.service import CoreOptions, ObjectService
 from tessera.data.store import LocalDataStore
 from tessera.data.volume import LocalVolume
+from tessera.gateway.access_log import AccessLog
 from tessera.gateway.app import GatewayOptions, make_app
 from tessera.meta.sql.store import SqlMetadataStore
 from tessera.server.config import ROOT_ACCOUNT_ID, Config
@@ -414,6 +415,7 @@ async def _start(cfg: Config, creds: RootCredentials, stack: contextlib.AsyncExi
         # Content-Encoding describes the stored object (gzip stays gzip): never
         # decode request bodies on the way in.
         auto_decompress=False,
+        access_log_class=AccessLog,
     )
     drain = _Drain(runner, cfg.server.shutdown_timeout)
     app.middlewares.insert(0, drain.middleware)

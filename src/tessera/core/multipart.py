@@ -95,6 +95,18 @@ def _chosen_specs(parts: list[CompletedPartSpec]) -> list[CompletedPartSpec]:
     ]
 
 
+def _check_whole_checksums(expected: dict[str, str], actual: dict[str, str]) -> None:
+    """BadDigest unless each whole-object checksum a completion sent equals the
+    object's (a composite value may be sent without its ``-N``)."""
+    for name, value in expected.items():
+        got = actual.get(name, "")
+        if value not in (got, got.split("-")[0]):
+            raise BadDigest(
+                f"The {name} you specified did not match the calculated checksum.",
+                algorithm=name,
+            )
+
+
 def _checksum_setting(algorithm: str, checksum_type: str) -> tuple[str, str]:
     """The (algorithm, type) an upload is created with; S3's defaults and
     refusals (InvalidRequest) for combinations it does not support."""
@@ -154,6 +166,10 @@ class MultipartOps(ObjectOps):
 
     async def _upload(self, who: Principal, bucket: str, key: str, upload_id: str) -> Upload:
         await self._bucket(who, bucket, "write")
+        return await self._upload_of(bucket, key, upload_id)
+
+    async def _upload_of(self, bucket: str, key: str, upload_id: str) -> Upload:
+        """The upload ``upload_id`` of ``key``; raises UploadNotFound."""
         upload = await self.meta.get_upload(bucket, upload_id)
         if upload.key != key:
             raise UploadNotFound("The specified upload does not exist.", upload_id=upload_id)
@@ -181,8 +197,8 @@ class MultipartOps(ObjectOps):
         checksum algorithm, if any, is always computed; a request naming another
         algorithm is InvalidRequest."""
         self._check_part_number(number)
-        upload = await self._upload(who, bucket_name, key, upload_id)
-        bucket = await self.meta.get_bucket(bucket_name)
+        bucket = await self._bucket(who, bucket_name, "write")
+        upload = await self._upload_of(bucket_name, key, upload_id)
         want = upload.checksum_algorithm
         for algo in integrity.algorithms:
             if want and algo.upper() != want:
@@ -276,16 +292,13 @@ class MultipartOps(ObjectOps):
         upload's), BadDigest (whole-object checksum mismatch), PreconditionFailed
         and ObjectNotFound (``conditions``, see :func:`~tessera.core.conditions.check_write`).
         """
-        await self._bucket(who, bucket_name, "write")
+        bucket = await self._bucket(who, bucket_name, "write")
         specs = _chosen_specs(parts)
         expected = {a.upper(): v for a, v in (checksums or {}).items()}
         try:
-            upload = await self.meta.get_upload(bucket_name, upload_id)
-            if upload.key != key:
-                raise UploadNotFound("The specified upload does not exist.", upload_id=upload_id)
+            upload = await self._upload_of(bucket_name, key, upload_id)
         except UploadNotFound:
             return await self._completed_before(bucket_name, key, upload_id, specs, expected)
-        bucket = await self.meta.get_bucket(bucket_name)
         algo = upload.checksum_algorithm
         if checksum_type and checksum_type.upper() != upload.checksum_type:
             raise InvalidRequest(
@@ -311,13 +324,7 @@ class MultipartOps(ObjectOps):
             else:
                 value = composite_checksum(algo, [p.checksums[algo] for p in chosen])
             object_checksums[algo] = value
-        for name, value in expected.items():
-            got = object_checksums.get(name, "")
-            if value not in (got, got.split("-")[0]):
-                raise BadDigest(
-                    f"The {name} you specified did not match the calculated checksum.",
-                    algorithm=name,
-                )
+        _check_whole_checksums(expected, object_checksums)
         version = ObjectVersion(
             bucket=bucket_name,
             key=key,
@@ -396,13 +403,7 @@ class MultipartOps(ObjectOps):
         done = await self.meta.get_completed_upload(bucket, key, upload_id)
         if multipart_etag_of(s.etag for s in specs) != done.etag:
             raise UploadNotFound("The specified upload does not exist.", upload_id=upload_id)
-        for name, value in expected.items():
-            got = done.checksums.get(name, "")
-            if value not in (got, got.split("-")[0]):
-                raise BadDigest(
-                    f"The {name} you specified did not match the calculated checksum.",
-                    algorithm=name,
-                )
+        _check_whole_checksums(expected, done.checksums)
         return done
 
     async def abort_upload(

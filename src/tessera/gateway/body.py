@@ -15,8 +15,6 @@ from aiohttp import web
 
 from tessera.common.streams import ByteSource
 from tessera.gateway.auth import (
-    STREAMING_SIGNED_TRAILER,
-    STREAMING_UNSIGNED_TRAILER,
     UNSIGNED,
     AuthContext,
 )
@@ -96,8 +94,7 @@ class Body:
             )
 
     async def _chunked(self) -> ByteSource:
-        trailer = self.ctx.payload_hash in (STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER)
-        decoder = AwsChunkedDecoder(signing=self.ctx.chunk_signing, expect_trailer=trailer)
+        decoder = AwsChunkedDecoder(signing=self.ctx.chunk_signing)
         await self._continue()
         async for data in self.request.content.iter_chunked(READ_SIZE):
             for piece in decoder.feed(data):

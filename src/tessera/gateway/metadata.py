@@ -143,12 +143,17 @@ def checksum_values(headers: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def checksum_headers(checksums: Mapping[str, str], checksum_type: str = "") -> dict[str, str]:
+def checksum_type(checksums: Mapping[str, str]) -> str:
+    """``FULL_OBJECT`` or ``COMPOSITE``, as a version's checksum values say."""
+    return checksum_type_of(next(iter(checksums.values()), ""))
+
+
+def checksum_headers(checksums: Mapping[str, str], type_: str = "") -> dict[str, str]:
     """``x-amz-checksum-<algorithm>`` headers and, when there are any,
-    ``x-amz-checksum-type`` (from the values when ``checksum_type`` is empty)."""
+    ``x-amz-checksum-type`` (from the values when ``type_`` is empty)."""
     h = {"x-amz-checksum-" + algo.lower(): value for algo, value in checksums.items()}
     if checksums:
-        h["x-amz-checksum-type"] = checksum_type or checksum_type_of(next(iter(checksums.values())))
+        h["x-amz-checksum-type"] = type_ or checksum_type(checksums)
     return h
 
 

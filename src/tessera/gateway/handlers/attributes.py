@@ -22,7 +22,7 @@ from aiohttp import web
 
 from tessera.common.ids import NULL_VERSION
 from tessera.gateway.context import Ctx, xml_response
-from tessera.gateway.metadata import checksum_headers
+from tessera.gateway.metadata import checksum_type
 from tessera.protocol.s3.errors import S3Error
 from tessera.protocol.s3.headers import format_http_date
 
@@ -86,7 +86,7 @@ async def get_object_attributes(ctx: Ctx) -> web.StreamResponse:
         content["ETag"] = v.etag
     if "Checksum" in wanted and v.checksums:
         checksum = {"Checksum" + algo: value for algo, value in v.checksums.items()}
-        checksum["ChecksumType"] = checksum_headers(v.checksums)["x-amz-checksum-type"]
+        checksum["ChecksumType"] = checksum_type(v.checksums)
         content["Checksum"] = checksum
     if "ObjectParts" in wanted and v.parts:
         content["ObjectParts"] = {

@@ -12,7 +12,7 @@ from tessera.gateway.context import Ctx, empty_response, xml_response
 from tessera.gateway.handlers.objects import integrity_from, parse_copy_source
 from tessera.gateway.metadata import (
     attributes_from,
-    checksum_headers,
+    checksum_type,
     checksum_values,
     conditions_from,
 )
@@ -130,7 +130,7 @@ async def complete_upload(ctx: Ctx) -> web.StreamResponse:
     for algo, value in v.checksums.items():
         content["Checksum" + algo] = value
     if v.checksums:
-        content["ChecksumType"] = checksum_headers(v.checksums)["x-amz-checksum-type"]
+        content["ChecksumType"] = checksum_type(v.checksums)
     headers = {"x-amz-version-id": v.version_id} if v.version_id != NULL_VERSION else {}
     return xml_response("CompleteMultipartUploadResult", content, headers=headers)
 

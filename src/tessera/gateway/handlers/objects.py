@@ -15,6 +15,7 @@ from tessera.gateway.metadata import (
     attributes_from,
     checksum_headers,
     checksum_request,
+    checksum_type,
     conditions_from,
     content_md5,
     delete_conditions_from,
@@ -177,7 +178,7 @@ async def copy_object(ctx: Ctx) -> web.StreamResponse:
     for a, value in v.checksums.items():
         content["Checksum" + a] = value
     if v.checksums:
-        content["ChecksumType"] = checksum_headers(v.checksums)["x-amz-checksum-type"]
+        content["ChecksumType"] = checksum_type(v.checksums)
     headers = _version_headers(v)
     if res.source_version_id != NULL_VERSION:
         headers["x-amz-copy-source-version-id"] = res.source_version_id

@@ -52,11 +52,8 @@ def _bad(message: str) -> S3Error:
 class AwsChunkedDecoder:
     """Incremental decoder; see the module docstring for the contract."""
 
-    def __init__(
-        self, *, signing: ChunkSigning | None = None, expect_trailer: bool = False
-    ) -> None:
+    def __init__(self, *, signing: ChunkSigning | None = None) -> None:
         self.signing = signing
-        self.expect_trailer = expect_trailer
         self.trailers: list[tuple[str, str]] = []
         self.decoded_length = 0
         self._state = _HEADER
@@ -124,10 +121,11 @@ class AwsChunkedDecoder:
 
     def _header(self, line: bytes) -> None:
         size_text, _, ext = line.partition(b";")
+        size_text = size_text.strip()
         # Hex digits only: int(x, 16) would also take "0x10", "+a" and "1_0".
-        if not _HEX.fullmatch(size_text.strip()):
+        if not _HEX.fullmatch(size_text):
             raise _bad("Malformed aws-chunked chunk header")
-        size = int(size_text.strip(), 16)
+        size = int(size_text, 16)
         signature = ""
         if ext:
             name, _, value = ext.partition(b"=")

@@ -1,4 +1,4 @@
-"""Micro-benchmark of the one-node data path (LocalDataStore on one LocalVolume).
+"""Micro-benchmark of the one-node data path (SegmentStore on one LocalVolume).
 
 For each target directory and malloc setting, a fresh child process writes
 ``--count`` objects of ``--size`` bytes (one after another, then all at once),
@@ -60,14 +60,14 @@ async def source(size: int, pool: bytes, tag: int) -> AsyncIterator[bytes]:
 async def child(args: argparse.Namespace) -> dict[str, object]:
     sys.path.insert(0, str(REPO / "src"))
     from tessera.common.ranges import ByteRange
-    from tessera.data.store import LocalDataStore
+    from tessera.data.store import SegmentStore
     from tessera.data.volume import LocalVolume
 
     pool = os.urandom(16 << 20)
     root = Path(tempfile.mkdtemp(prefix="tessera-bench-", dir=args.dir))
     out: dict[str, object] = {"dir": args.dir, "malloc": args.malloc}
     out["rss_start_mb"] = round(rss_mb(), 1)
-    store = LocalDataStore(
+    store = SegmentStore(
         [LocalVolume(root / "vol", "bench")],
         segment_size=args.segment,
         write_concurrency=args.concurrency,

@@ -1,40 +1,48 @@
-"""The one-node data path: objects' bytes as blocks on local volumes.
+"""The data path: objects' bytes as segments of fragments on block volumes.
 
 Theory of operation
 -------------------
 
-**Write.** :meth:`LocalDataStore.write` drives a :class:`Segmenter` over the
+**Volumes and topology.** A :class:`SegmentStore` writes to a set of
+:class:`~tessera.data.volume.Volume` s (local disks, or chunk servers' disks
+through :class:`~tessera.data.remote.RemoteVolume`) arranged in a
+:class:`~tessera.data.topology.Topology` (zones, servers, disks; servers up or
+down). One process with several disks is one server in one zone.
+:meth:`SegmentStore.update_cluster` swaps both atomically (the cluster map
+changed); reads and writes already running finish with what they started with.
+
+**Write.** :meth:`SegmentStore.write` drives a :class:`Segmenter` over the
 source: chunks are copied into pooled segment buffers; MD5 (the ETag), the
 requested S3 checksums and each segment's BLAKE3 are computed in worker threads
 in the same pass. Content that ends within the first segment and is at most the
-inline threshold is returned inline (no block). Otherwise each segment becomes one
-block named by its BLAKE3 hex digest (so identical segments deduplicate and a
-retried write is idempotent), written to the first volume of its rendezvous
-placement order (:mod:`placement`) that accepts it. Volumes that just answered
-full or failed are tried last for a few seconds. Up to ``write_concurrency``
-segments are written at once and at most ``write_concurrency + 1`` buffers are
-held per write, so the client is throttled rather than memory growing. A segment
-that repeats within one write is stored once.
+inline threshold is returned inline (no block). Otherwise each segment is stored
+by its policy (:mod:`writer`): ``plain`` as one block on the first disk of its
+placement order that accepts it; ``rep/n=N`` as N copies on distinct disks;
+``ec/k=K,m=M`` as K+M Reed-Solomon fragments (encoded off the event loop) on
+distinct disks, spread over zones and servers first. A segment is stored once it
+reached its write quorum; fragments that could not be stored are left out of the
+manifest (the healer completes them). Up to ``write_concurrency`` segments are
+written at once and at most ``write_concurrency + 1`` buffers are held per write,
+so the client is throttled rather than memory growing. A segment that repeats
+within one write is stored once (blocks are named by content hash, so a retried
+write is idempotent too).
 
 **Atomicity.** A volume makes a block visible only once it is complete and on
 stable storage. ``write`` returns a :class:`Manifest` nobody references yet; the
-caller commits it. On any failure (source error, EntityTooLarge, no room,
-cancellation) ``write`` waits for the puts in flight, deletes the blocks *this
-call created* (with ``older_than`` just past their own mtime, so a block another
-writer stored again meanwhile survives) and re-raises; blocks that existed before
-(dedup) are never touched. What cleanup misses is garbage for the GC.
+caller commits it. On any failure (source error, EntityTooLarge, no room, no
+quorum, cancellation) ``write`` waits for the puts in flight, deletes the blocks
+*this call created* (with ``older_than`` just past their own mtime, so a block
+another writer stored again meanwhile survives) and re-raises; blocks that
+existed before (dedup) are never touched. What cleanup misses is garbage for the GC.
 
-**Read.** :meth:`LocalDataStore.read` maps the byte range onto segments and reads
-only the needed byte ranges of their blocks, in pieces of at most ``read_chunk``
-bytes, each verified against the block's per-64 KiB CRC32Cs and the manifest's
-CRC. The next ``prefetch`` pieces are read while the current one is being sent.
-A fragment that cannot be read is tried on the segment's other fragments (rep
-policies); when none is good the iterator raises DataCorruption (data is bad or
-missing) or Unavailable (a volume is unknown or failing).
-
-**Policies.** Only ``plain`` is written here. The segment/fragment/volume
-structure is what ``rep/n`` (N fragments on the first N volumes) and ``ec/k,m``
-(k+m fragments named ``<hash>.<i>``) need; writing them raises NotSupported.
+**Read.** :meth:`SegmentStore.read` maps the byte range onto pieces of at most
+``read_chunk`` bytes (:func:`reader.plan`) and reads them with a
+:class:`~tessera.data.reader.SegmentReader`, the next ``prefetch`` pieces in
+flight while the current one is sent. Replicas fail over; EC pieces are read
+from their data fragment, or decoded from any k fragments when it is missing,
+corrupt or down. Fragments found missing or corrupt are queued in
+:attr:`SegmentStore.repairs` for the healer. A read never returns wrong bytes:
+the iterator raises DataCorruption or Unavailable when no good set exists.
 """
 
 from __future__ import annotations
@@ -42,76 +50,116 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tessera.common.ranges import ByteRange
 from tessera.common.streams import ByteSource
-from tessera.data import placement
+from tessera.data import codec
 from tessera.data.contract import CreatedBlock, WriteResult
+from tessera.data.reader import BrokenFragment, ColumnCache, SegmentReader, plan
 from tessera.data.segmenter import BufferPool, Piece, Segmenter
-from tessera.data.volume import MTIME_STEP, BlockNotFound, Volume
-from tessera.model.errors import (
-    DataCorruption,
-    InvalidArgument,
-    NotSupported,
-    StorageFull,
-    TesseraError,
-    Unavailable,
-)
-from tessera.model.manifest import FragmentRef, Manifest, Segment
+from tessera.data.topology import Topology, place
+from tessera.data.volume import MTIME_STEP, Volume
+from tessera.data.writer import fragment_name, store_fragments
+from tessera.model.errors import InvalidArgument, Unavailable
+from tessera.model.manifest import Manifest, Segment
 from tessera.model.policy import Policy
 
 log = logging.getLogger(__name__)
 
 AVOID_SECONDS = 5.0
-"""How long a volume that answered full or failing is tried after the others."""
+"""How long a disk that answered full or failing is tried after the others."""
+MAX_REPAIRS = 10_000
+"""Broken fragments remembered for the healer; beyond, new reports are dropped
+(the healer's full pass finds them anyway)."""
+
+
+def local_topology(volume_ids: Iterable[str]) -> Topology:
+    """One zone, one server, these disks (weight 1): a single node's layout."""
+    return Topology.build({"local": {"local": list(volume_ids)}})
 
 
 @dataclass(eq=False)
 class _WriteState:
-    """Bookkeeping of one :meth:`LocalDataStore.write` call."""
+    """Bookkeeping of one :meth:`SegmentStore.write` call."""
 
     segments: dict[int, Segment] = field(default_factory=dict)
     created: list[tuple[str, str, float]] = field(default_factory=list)
     """``(volume, block, mtime)`` of blocks this call created."""
-    by_hash: dict[str, asyncio.Future[FragmentRef]] = field(default_factory=dict)
+    by_hash: dict[str, asyncio.Future[Segment]] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     error: BaseException | None = None
 
+    def add_created(self, volume: str, block: str, mtime: float) -> None:
+        self.created.append((volume, block, mtime))
 
-class LocalDataStore:
-    """:class:`~tessera.data.contract.DataStore` over in-process volumes.
 
-    ``inline_threshold`` is capped at ``segment_size`` (inline content is always
-    a single segment). The store owns the volumes: :meth:`close` closes them.
+class SegmentStore:
+    """:class:`~tessera.data.contract.DataStore` over block volumes (see the module
+    docstring).
+
+    ``topology`` defaults to :func:`local_topology` of the volumes.
+    ``inline_threshold`` is capped at ``segment_size`` (inline content is always a
+    single segment). The store owns the volumes: :meth:`close` closes them.
     """
 
     def __init__(
         self,
-        volumes: Sequence[Volume],
+        volumes: Sequence[Volume] | Mapping[str, Volume],
         *,
+        topology: Topology | None = None,
         segment_size: int = 8 << 20,
         inline_threshold: int = 64 << 10,
         write_concurrency: int = 4,
         read_chunk: int = 1 << 20,
         prefetch: int = 2,
+        kernel: codec.Kernel | None = None,
     ) -> None:
-        if not volumes:
-            raise ValueError("at least one volume is needed")
         if segment_size <= 0 or write_concurrency < 1 or read_chunk <= 0 or prefetch < 0:
             raise ValueError("invalid data store parameters")
-        self._volumes = {v.id: v for v in volumes}
-        if len(self._volumes) != len(volumes):
+        vols = dict(volumes) if isinstance(volumes, Mapping) else {v.id: v for v in volumes}
+        if not isinstance(volumes, Mapping) and len(vols) != len(volumes):
             raise ValueError("volume ids must be unique")
+        if not vols and topology is None:
+            raise ValueError("at least one volume is needed")
+        self._volumes: dict[str, Volume] = vols
+        self._topology = topology or local_topology(vols)
+        self._down: frozenset[str] = self._down_disks(self._topology)
         self.segment_size = segment_size
         self.inline_threshold = min(inline_threshold, segment_size)
         self.write_concurrency = write_concurrency
         self.read_chunk = read_chunk
         self.prefetch = prefetch
-        self._weights = dict.fromkeys(self._volumes, 1.0)
+        self.kernel = kernel or codec.DEFAULT
         self._avoid_until: dict[str, float] = {}
         self._pool = BufferPool(segment_size, keep=2 * (write_concurrency + 1))
+        self.repairs: dict[tuple[str, str], BrokenFragment] = {}
+        """Broken fragments found by reads, by ``(volume, block)``, for the healer."""
+        self.reader = SegmentReader(
+            lambda: self._volumes,
+            is_down=self._is_down,
+            avoid=self._avoid,
+            report=self._report,
+            kernel=self.kernel,
+        )
+
+    # -- cluster state ------------------------------------------------------------
+    @staticmethod
+    def _down_disks(topology: Topology) -> frozenset[str]:
+        return frozenset(d.id for s in topology.servers() if not s.up for d in s.disks)
+
+    def update_cluster(self, topology: Topology, volumes: Mapping[str, Volume]) -> None:
+        """Use ``topology`` and ``volumes`` from now on. Volumes no longer listed are
+        not closed here (the caller owns their lifecycle from then on)."""
+        self._volumes = dict(volumes)
+        self._topology = topology
+        self._down = self._down_disks(topology)
+
+    @property
+    def topology(self) -> Topology:
+        return self._topology
 
     @property
     def volume_ids(self) -> list[str]:
@@ -119,8 +167,30 @@ class LocalDataStore:
 
     @property
     def volumes(self) -> dict[str, Volume]:
-        """The volumes by id (for GC, scrubbing and status)."""
+        """The volumes by id (for GC, scrubbing, healing and status)."""
         return dict(self._volumes)
+
+    def _is_down(self, disk: str) -> bool:
+        return disk in self._down or self._avoid_until.get(disk, 0.0) > time.monotonic()
+
+    def _avoid(self, disk: str) -> None:
+        self._avoid_until[disk] = time.monotonic() + AVOID_SECONDS
+
+    def _report(self, broken: BrokenFragment) -> None:
+        key = (broken.fragment.volume, broken.fragment.block)
+        if key not in self.repairs and len(self.repairs) < MAX_REPAIRS:
+            log.warning("fragment %s/%s is %s; queued for repair", *key, broken.reason)
+            self.repairs[key] = broken
+
+    def placement_order(self, key: str) -> list[str]:
+        """Every disk on an up server, in spread order for ``key``, disks that failed
+        a moment ago moved to the end (raises NotEnoughDisks when there is none)."""
+        topo = self._topology
+        order = place(key, topo, max(topo.placeable, 1))
+        now = time.monotonic()
+        return [d for d in order if self._avoid_until.get(d, 0.0) <= now] + [
+            d for d in order if self._avoid_until.get(d, 0.0) > now
+        ]
 
     async def close(self) -> None:
         await asyncio.gather(*(v.close() for v in self._volumes.values()))
@@ -136,8 +206,6 @@ class LocalDataStore:
         allow_inline: bool = True,
     ) -> WriteResult:
         pol = Policy.parse(policy)
-        if pol.kind != "plain":
-            raise NotSupported(f"storage policy {pol} is not supported on this node yet")
         seg = Segmenter(
             source,
             segment_size=self.segment_size,
@@ -161,7 +229,7 @@ class LocalDataStore:
                     slots.release()
                     piece.release()
                     raise state.error
-                task = asyncio.create_task(self._write_segment(piece, str(pol), state, slots))
+                task = asyncio.create_task(self._write_segment(piece, pol, state, slots))
                 state.tasks.add(task)
             if state.tasks:
                 await asyncio.wait(state.tasks)
@@ -183,7 +251,7 @@ class LocalDataStore:
         )
 
     async def _write_segment(
-        self, piece: Piece, policy: str, state: _WriteState, slots: asyncio.Semaphore
+        self, piece: Piece, pol: Policy, state: _WriteState, slots: asyncio.Semaphore
     ) -> None:
         try:
             digest = await piece.digest()
@@ -191,16 +259,16 @@ class LocalDataStore:
             if known is None:
                 fut = state.by_hash[digest] = asyncio.get_running_loop().create_future()
                 try:
-                    ref = await self._put_block(digest, piece, state)
+                    segment = await self._store_segment(digest, piece, pol, state)
                 except BaseException as e:
                     fut.set_exception(e)
                     fut.exception()  # retrieved: a later duplicate re-raises it
                     raise
-                fut.set_result(ref)
+                fut.set_result(segment)
             else:
                 piece.release()
-                ref = await asyncio.shield(known)
-            state.segments[piece.index] = Segment(piece.size, policy, digest, (ref,))
+                segment = await asyncio.shield(known)
+            state.segments[piece.index] = segment
         except BaseException as e:
             if state.error is None:
                 state.error = e
@@ -208,43 +276,44 @@ class LocalDataStore:
             piece.release()
             slots.release()
 
-    def _order(self, key: str) -> list[str]:
-        """Placement order, volumes avoided recently moved to the end."""
-        now = time.monotonic()
-        order = placement.rank(key, self._weights)
-        return [v for v in order if self._avoid_until.get(v, 0) <= now] + [
-            v for v in order if self._avoid_until.get(v, 0) > now
-        ]
-
-    async def _put_block(self, name: str, piece: Piece, state: _WriteState) -> FragmentRef:
-        causes: dict[str, str] = {}
-        full = True
-        for vid in self._order(name):
-            # shielded: if this task is cancelled the put still finishes (the piece's
-            # buffer must outlive the thread using it) and its block is recorded
-            put = asyncio.ensure_future(self._volumes[vid].put(name, piece.data))
+    async def _store_segment(
+        self, digest: str, piece: Piece, pol: Policy, state: _WriteState
+    ) -> Segment:
+        order = self.placement_order(digest)
+        if len(order) < pol.write_quorum:
+            raise Unavailable(
+                f"{pol} needs {pol.write_quorum} disk(s) on up servers, {len(order)} available",
+                {d: "down" for d in sorted(self._down)},
+            )
+        datas: Sequence[memoryview | bytes]
+        if pol.kind == "ec":
+            # Shielded: the thread reads the segment buffer, which must not be
+            # released under it if this task is cancelled.
+            enc = asyncio.ensure_future(
+                asyncio.to_thread(codec.encode, piece.data, pol.k, pol.m, self.kernel)
+            )
             try:
-                stored = await asyncio.shield(put)
+                datas = await asyncio.shield(enc)
             except asyncio.CancelledError:
-                await asyncio.wait([put])
-                if not put.cancelled() and put.exception() is None and put.result().created:
-                    state.created.append((vid, name, put.result().mtime))
+                await asyncio.wait([enc])
                 raise
-            except StorageFull as e:
-                causes[vid] = e.message
-            except (OSError, TesseraError) as e:
-                causes[vid] = f"{type(e).__name__}: {e}"
-                full = False
-                log.warning("volume %s failed to store block %s: %s", vid, name, e)
-            else:
-                if stored.created:
-                    state.created.append((vid, name, stored.mtime))
-                self._avoid_until.pop(vid, None)
-                return FragmentRef(0, name, piece.size, vid, stored.crc32c)
-            self._avoid_until[vid] = time.monotonic() + AVOID_SECONDS
-        if full:
-            raise StorageFull("no volume has room for the data", causes=causes)
-        raise Unavailable("no volume could store the data", causes)
+            piece.release()  # the fragments are copies: free the segment buffer early
+        else:
+            datas = [piece.data] * pol.fragments
+        outcome = await store_fragments(
+            lambda i: fragment_name(digest, pol, i),
+            datas,
+            order,
+            self._volumes,
+            quorum=pol.write_quorum,
+            created=state.add_created,
+            failed=self._avoid,
+            attempts=len(order) if pol.kind == "plain" else 3,
+        )
+        for disk in outcome.refs.values():
+            self._avoid_until.pop(disk.volume, None)
+        refs = tuple(outcome.refs[i] for i in sorted(outcome.refs))
+        return Segment(piece.size, str(pol), digest, refs)
 
     async def _abort(self, seg: Segmenter, state: _WriteState) -> None:
         """Wait for the puts in flight, then delete the blocks this call created."""
@@ -284,76 +353,31 @@ class LocalDataStore:
         for off in range(max(start, 0), min(end, len(inline)), self.read_chunk):
             yield bytes(view[off : min(off + self.read_chunk, end)])
 
-    def _plan(
-        self, manifest: Manifest, byte_range: ByteRange | None
-    ) -> list[tuple[Segment, int, int]]:
-        """``(segment, start, end)`` pieces of at most ``read_chunk`` bytes covering
-        the range, in order; piece bounds are aligned to ``read_chunk`` in the segment."""
+    async def _read_blocks(self, manifest: Manifest, byte_range: ByteRange | None) -> ByteSource:
         total = manifest.size
         start, end = (0, total) if byte_range is None else (byte_range.start, byte_range.end)
         if not 0 <= start <= end <= total:
             raise InvalidArgument(f"range {start}-{end} outside content of {total} bytes")
-        plan = []
-        offset = 0
-        for s in manifest.segments:
-            a, b = max(start - offset, 0), min(end - offset, s.size)
-            while a < b:
-                stop = min(b, (a // self.read_chunk + 1) * self.read_chunk)
-                plan.append((s, a, stop))
-                a = stop
-            offset += s.size
-            if offset >= end:
-                break
-        return plan
-
-    async def _read_blocks(self, manifest: Manifest, byte_range: ByteRange | None) -> ByteSource:
-        plan = self._plan(manifest, byte_range)
+        pieces = plan(manifest, start, end, self.read_chunk)
+        cache: ColumnCache = {}
         pending: list[asyncio.Task[bytes]] = []
         try:
-            for i, _ in enumerate(plan):
-                while len(pending) < self.prefetch + 1 and i + len(pending) < len(plan):
-                    s, a, b = plan[i + len(pending)]
-                    pending.append(asyncio.create_task(self._read_segment(s, a, b)))
+            for i, piece in enumerate(pieces):
+                while len(pending) < self.prefetch + 1 and i + len(pending) < len(pieces):
+                    task = asyncio.ensure_future(self.reader.read(pieces[i + len(pending)], cache))
+                    pending.append(task)
                 data = await pending.pop(0)
+                for key in [k for k in cache if k[0] < piece.seg]:
+                    del cache[key]  # decoded columns of segments already sent
                 yield data
         finally:
             for t in pending:
                 t.cancel()
-            if pending:
-                await asyncio.wait(pending)
-
-    async def _read_segment(self, s: Segment, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of segment ``s`` from the first fragment that reads well."""
-        pol = Policy.parse(s.policy)
-        if pol.kind == "ec":
-            raise NotSupported(f"reading {pol} segments is not supported on this node yet")
-        causes: dict[str, str] = {}
-        corrupt = False
-        for frag in s.fragments:
-            vol = self._volumes.get(frag.volume)
-            if vol is None:
-                causes[frag.volume] = "unknown volume"
-                continue
-            try:
-                data = await vol.get(frag.block, start, end, crc32c=frag.crc32c)
-            except (BlockNotFound, DataCorruption, ValueError) as e:
-                corrupt = True
-                causes[frag.volume] = f"{type(e).__name__}: {e}"
-                log.error("block %s on %s unreadable: %s", frag.block, frag.volume, e)
-                continue
-            except (OSError, TesseraError) as e:
-                causes[frag.volume] = f"{type(e).__name__}: {e}"
-                continue
-            if len(data) != end - start:
-                corrupt = True
-                causes[frag.volume] = (
-                    f"block holds fewer bytes than the manifest says ({frag.size})"
-                )
-                continue
-            return data
-        if corrupt:
-            raise DataCorruption(f"no good copy of segment {s.hash}", causes=causes)
-        raise Unavailable(f"no copy of segment {s.hash} could be read", causes)
+            for fut in cache.values():
+                fut.cancel()
+            leftovers: list[asyncio.Future[Any]] = [*pending, *cache.values()]
+            if leftovers:
+                await asyncio.wait(leftovers)
 
     # -- delete -----------------------------------------------------------------
     async def delete_blocks(

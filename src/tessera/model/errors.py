@@ -46,6 +46,10 @@ class AccessKeyNotFound(NotFound):
     """The access key id does not exist."""
 
 
+class ServerNotFound(NotFound):
+    """No chunk server with that id in the cluster map."""
+
+
 class TagSetNotFound(NotFound):
     """There is no tag set on this resource."""
 

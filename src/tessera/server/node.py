@@ -59,7 +59,7 @@ from tessera import __version__
 from tessera.common.ids import new_access_key_id, new_secret_key
 from tessera.core.gc import GarbageCollector
 from tessera.core.service import CoreOptions, ObjectService
-from tessera.data.store import LocalDataStore
+from tessera.data.store import SegmentStore
 from tessera.data.volume import LocalVolume
 from tessera.gateway.access_log import AccessLog
 from tessera.gateway.app import GatewayOptions, make_app
@@ -370,7 +370,7 @@ async def _start(cfg: Config, creds: RootCredentials, stack: contextlib.AsyncExi
     async with contextlib.AsyncExitStack() as stores:
         meta = await SqlMetadataStore.connect(cfg.meta_url, migrate=True)
         stores.push_async_callback(meta.close)
-        data = LocalDataStore(
+        data = SegmentStore(
             _open_volumes(cfg.disk_dirs, min_free=cfg.storage.min_free),
             segment_size=cfg.storage.segment_size,
             inline_threshold=cfg.storage.inline_threshold,

@@ -1,4 +1,4 @@
-"""LocalDataStore: round trips, ranges, placement, failure cleanup and dedup safety."""
+"""SegmentStore: round trips, ranges, placement, failure cleanup and dedup safety."""
 
 from __future__ import annotations
 
@@ -17,13 +17,12 @@ from tessera.common.ranges import ByteRange, RangeSpec
 from tessera.common.streams import from_bytes, read_all
 from tessera.data import placement
 from tessera.data.contract import DataStore, WriteResult
-from tessera.data.store import LocalDataStore
+from tessera.data.store import SegmentStore
 from tessera.data.volume import LocalVolume, Stored
 from tessera.model.errors import (
     DataCorruption,
     EntityTooLarge,
     InvalidArgument,
-    NotSupported,
     StorageFull,
     Unavailable,
 )
@@ -53,10 +52,10 @@ class FaultyVolume(LocalVolume):
 
 
 @pytest.fixture
-async def make_store(tmp_path: Path) -> AsyncIterator[Callable[..., LocalDataStore]]:
-    stores: list[LocalDataStore] = []
+async def make_store(tmp_path: Path) -> AsyncIterator[Callable[..., SegmentStore]]:
+    stores: list[SegmentStore] = []
 
-    def make(n: int = 2, **kw: int) -> LocalDataStore:
+    def make(n: int = 2, **kw: int) -> SegmentStore:
         vols = []
         for i in range(n):
             v = FaultyVolume(tmp_path / f"v{i}", f"v{i}")
@@ -64,7 +63,7 @@ async def make_store(tmp_path: Path) -> AsyncIterator[Callable[..., LocalDataSto
             vols.append(v)
         kw.setdefault("segment_size", SEG)
         kw.setdefault("inline_threshold", INL)
-        store = LocalDataStore(vols, **kw)
+        store = SegmentStore(vols, **kw)
         stores.append(store)
         return store
 
@@ -73,27 +72,27 @@ async def make_store(tmp_path: Path) -> AsyncIterator[Callable[..., LocalDataSto
         await s.close()
 
 
-def vol(store: LocalDataStore, vid: str) -> FaultyVolume:
+def vol(store: SegmentStore, vid: str) -> FaultyVolume:
     v = store.volumes[vid]
     assert isinstance(v, FaultyVolume)
     return v
 
 
-def all_blocks(store: LocalDataStore) -> set[tuple[str, str]]:
+def all_blocks(store: SegmentStore) -> set[tuple[str, str]]:
     return {(vid, n) for vid in store.volume_ids for n in block_files(vol(store, vid).root)}
 
 
-async def read(store: LocalDataStore, r: WriteResult, rng: ByteRange | None = None) -> bytes:
+async def read(store: SegmentStore, r: WriteResult, rng: ByteRange | None = None) -> bytes:
     return await read_all(store.read(r.inline, r.manifest, rng))
 
 
-def test_is_a_data_store(make_store: Callable[..., LocalDataStore]) -> None:
+def test_is_a_data_store(make_store: Callable[..., SegmentStore]) -> None:
     store: DataStore = make_store()
-    assert isinstance(store, LocalDataStore)
+    assert isinstance(store, SegmentStore)
 
 
 @pytest.mark.parametrize("size", SIZES)
-async def test_round_trip(make_store: Callable[..., LocalDataStore], size: int) -> None:
+async def test_round_trip(make_store: Callable[..., SegmentStore], size: int) -> None:
     store = make_store()
     data = os.urandom(size)
     r = await store.write(random_chunks(data, size, 50_000), algorithms=["SHA256"])
@@ -116,7 +115,7 @@ async def test_round_trip(make_store: Callable[..., LocalDataStore], size: int) 
 
 @pytest.mark.parametrize("size", [0, 1, INL])
 async def test_no_inline_when_not_allowed(
-    make_store: Callable[..., LocalDataStore], size: int
+    make_store: Callable[..., SegmentStore], size: int
 ) -> None:
     store = make_store()
     data = os.urandom(size)
@@ -126,7 +125,7 @@ async def test_no_inline_when_not_allowed(
     assert await read(store, r) == data
 
 
-async def test_every_kind_of_range(make_store: Callable[..., LocalDataStore]) -> None:
+async def test_every_kind_of_range(make_store: Callable[..., SegmentStore]) -> None:
     store = make_store(read_chunk=64 << 10)
     size = 3 * SEG + 17
     data = os.urandom(size)
@@ -149,7 +148,7 @@ async def test_every_kind_of_range(make_store: Callable[..., LocalDataStore]) ->
         await read(store, r, ByteRange(0, size + 1))
 
 
-async def test_range_reads_only_the_needed_bytes(make_store: Callable[..., LocalDataStore]) -> None:
+async def test_range_reads_only_the_needed_bytes(make_store: Callable[..., SegmentStore]) -> None:
     store = make_store(1)
     r = await store.write(from_bytes(os.urandom(3 * SEG)))
     v = vol(store, "v0")
@@ -165,7 +164,7 @@ async def test_range_reads_only_the_needed_bytes(make_store: Callable[..., Local
 
 
 async def test_blocks_follow_rendezvous_placement(
-    make_store: Callable[..., LocalDataStore],
+    make_store: Callable[..., SegmentStore],
 ) -> None:
     store = make_store(3, segment_size=INL * 2, inline_threshold=INL)
     data = os.urandom(40 * INL * 2)
@@ -180,7 +179,7 @@ async def test_blocks_follow_rendezvous_placement(
 
 
 async def test_full_volume_is_skipped_and_all_full_is_storage_full(
-    make_store: Callable[..., LocalDataStore],
+    make_store: Callable[..., SegmentStore],
 ) -> None:
     store = make_store(2)
     vol(store, "v0").fail = StorageFull("full")
@@ -195,7 +194,7 @@ async def test_full_volume_is_skipped_and_all_full_is_storage_full(
     assert all_blocks(store) == set(r.manifest.block_refs())
 
 
-async def test_failing_volumes_are_unavailable(make_store: Callable[..., LocalDataStore]) -> None:
+async def test_failing_volumes_are_unavailable(make_store: Callable[..., SegmentStore]) -> None:
     store = make_store(2)
     vol(store, "v0").fail = OSError(errno.EIO, "I/O error")
     vol(store, "v1").fail = StorageFull("full")
@@ -214,7 +213,7 @@ async def failing_source(data: bytes, error: BaseException) -> AsyncIterator[byt
 
 
 async def test_source_error_removes_new_blocks_but_not_deduplicated_ones(
-    make_store: Callable[..., LocalDataStore],
+    make_store: Callable[..., SegmentStore],
 ) -> None:
     store = make_store(2)
     shared = os.urandom(2 * SEG)
@@ -226,7 +225,7 @@ async def test_source_error_removes_new_blocks_but_not_deduplicated_ones(
     assert await read(store, kept) == shared
 
 
-async def test_too_large_removes_new_blocks(make_store: Callable[..., LocalDataStore]) -> None:
+async def test_too_large_removes_new_blocks(make_store: Callable[..., SegmentStore]) -> None:
     store = make_store(2)
     with pytest.raises(EntityTooLarge):
         await store.write(from_bytes(os.urandom(5 * SEG), 10_000), max_size=4 * SEG + 1)
@@ -236,7 +235,7 @@ async def test_too_large_removes_new_blocks(make_store: Callable[..., LocalDataS
 
 
 async def test_disk_full_midway_removes_new_blocks(
-    make_store: Callable[..., LocalDataStore],
+    make_store: Callable[..., SegmentStore],
 ) -> None:
     store = make_store(1)
     v = vol(store, "v0")
@@ -257,7 +256,7 @@ async def test_disk_full_midway_removes_new_blocks(
 
 
 async def test_cancelled_write_removes_new_blocks(
-    make_store: Callable[..., LocalDataStore],
+    make_store: Callable[..., SegmentStore],
 ) -> None:
     store = make_store(2)
     stall = asyncio.Event()
@@ -280,7 +279,7 @@ async def test_cancelled_write_removes_new_blocks(
 
 
 async def test_concurrent_identical_upload_survives_the_failed_one(
-    make_store: Callable[..., LocalDataStore],
+    make_store: Callable[..., SegmentStore],
 ) -> None:
     """B creates the blocks, A deduplicates onto them and commits, then B fails:
     B's cleanup must keep the blocks A now uses."""
@@ -308,7 +307,7 @@ async def test_concurrent_identical_upload_survives_the_failed_one(
 
 
 async def test_discard_spares_blocks_stored_again_since(
-    make_store: Callable[..., LocalDataStore],
+    make_store: Callable[..., SegmentStore],
 ) -> None:
     """A write rejected after the fact (BadDigest) is discarded; a concurrent writer
     that deduplicated onto its blocks in the meantime keeps them."""
@@ -326,7 +325,7 @@ async def test_discard_spares_blocks_stored_again_since(
 
 
 async def test_repeated_segments_are_stored_once(
-    make_store: Callable[..., LocalDataStore],
+    make_store: Callable[..., SegmentStore],
 ) -> None:
     store = make_store(2)
     data = bytes(5 * SEG)
@@ -339,7 +338,7 @@ async def test_repeated_segments_are_stored_once(
 
 
 async def test_corrupt_or_missing_block_raises_from_the_iterator(
-    make_store: Callable[..., LocalDataStore],
+    make_store: Callable[..., SegmentStore],
 ) -> None:
     store = make_store(1)
     data = os.urandom(2 * SEG)
@@ -361,7 +360,7 @@ async def test_corrupt_or_missing_block_raises_from_the_iterator(
         await read_all(store.read(None, moved, ByteRange(SEG, SEG + 1)))
 
 
-async def test_stopping_a_read_early_is_clean(make_store: Callable[..., LocalDataStore]) -> None:
+async def test_stopping_a_read_early_is_clean(make_store: Callable[..., SegmentStore]) -> None:
     store = make_store(1)
     r = await store.write(from_bytes(os.urandom(4 * SEG)))
     reader = store.read(None, r.manifest)
@@ -370,7 +369,7 @@ async def test_stopping_a_read_early_is_clean(make_store: Callable[..., LocalDat
     await reader.aclose()  # type: ignore[attr-defined]
 
 
-async def test_delete_blocks(make_store: Callable[..., LocalDataStore]) -> None:
+async def test_delete_blocks(make_store: Callable[..., SegmentStore]) -> None:
     store = make_store(2)
     r = await store.write(from_bytes(os.urandom(3 * SEG)))
     refs = r.manifest.block_refs()
@@ -380,10 +379,7 @@ async def test_delete_blocks(make_store: Callable[..., LocalDataStore]) -> None:
     assert all_blocks(store) == set()
 
 
-async def test_policies(make_store: Callable[..., LocalDataStore]) -> None:
+async def test_bad_policy(make_store: Callable[..., SegmentStore]) -> None:
     store = make_store(1)
-    for policy in ("rep/n=3", "ec/k=4,m=2"):
-        with pytest.raises(NotSupported):
-            await store.write(from_bytes(b"x"), policy=policy)
     with pytest.raises(InvalidArgument):
         await store.write(from_bytes(b"x"), policy="raid5")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from tessera.common.clock import Clock, SystemClock
 from tessera.core.access import require_bucket
@@ -16,6 +17,10 @@ from tessera.model.records import Bucket
 class CoreOptions:
     region: str = "us-east-1"
     default_policy: str = "plain"
+    """Policy of new buckets (and of storage classes not in ``storage_classes``)."""
+    storage_classes: Mapping[str, str] = field(default_factory=dict)
+    """``x-amz-storage-class`` -> storage policy for objects sent with that class;
+    classes not listed use their bucket's policy."""
     min_part_size: int = 5 << 20
     """Minimum size of every part but the last (S3: 5 MiB)."""
     max_object_size: int = 5 << 40
@@ -39,6 +44,10 @@ class ServiceBase:
         self.data = data
         self.clock: Clock = clock or SystemClock()
         self.options = options or CoreOptions()
+
+    def policy_for(self, bucket: Bucket, storage_class: str) -> str:
+        """The storage policy of an object written to ``bucket`` with ``storage_class``."""
+        return self.options.storage_classes.get(storage_class) or bucket.policy
 
     async def _bucket(self, who: Principal, name: str, need: str = "owner") -> Bucket:
         """The bucket if ``who`` has ``need`` (``owner``, ``read``, ``write`` or

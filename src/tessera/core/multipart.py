@@ -156,7 +156,7 @@ class MultipartOps(ObjectOps):
             user_metadata=dict(attributes.user_metadata),
             tags=dict(attributes.tags),
             storage_class=attributes.storage_class,
-            policy=bucket.policy,
+            policy=self.policy_for(bucket, attributes.storage_class),
             checksum_algorithm=algo,
             checksum_type=ctype,
             acl=check_acl(attributes.acl, bucket=False),
@@ -197,7 +197,7 @@ class MultipartOps(ObjectOps):
         checksum algorithm, if any, is always computed; a request naming another
         algorithm is InvalidRequest."""
         self._check_part_number(number)
-        bucket = await self._bucket(who, bucket_name, "write")
+        await self._bucket(who, bucket_name, "write")
         upload = await self._upload_of(bucket_name, key, upload_id)
         want = upload.checksum_algorithm
         for algo in integrity.algorithms:
@@ -217,7 +217,7 @@ class MultipartOps(ObjectOps):
         integrity = Integrity(
             integrity.content_md5, algos, integrity.expected, integrity.declared_size
         )
-        result = await self._store(bucket, integrity, body, allow_inline=False)
+        result = await self._store(upload.policy, integrity, body, allow_inline=False)
         part = Part(
             upload_id=upload_id,
             number=number,

@@ -118,7 +118,12 @@ class ObjectOps(ServiceBase):
         return v
 
     async def _store(
-        self, bucket: Bucket, integrity: Integrity, body: object, *, allow_inline: bool = True
+        self,
+        policy: str,
+        integrity: Integrity,
+        body: object,
+        *,
+        allow_inline: bool = True,
     ) -> WriteResult:
         """Write a body through the data path and check every promised digest.
 
@@ -128,7 +133,7 @@ class ObjectOps(ServiceBase):
         algorithms = tuple(a for a in integrity.algorithms if a in ALGORITHMS)
         result = await self.data.write(
             body,  # type: ignore[arg-type]
-            policy=bucket.policy,
+            policy=policy,
             algorithms=algorithms,
             max_size=self.options.max_object_size,
             allow_inline=allow_inline,
@@ -166,7 +171,9 @@ class ObjectOps(ServiceBase):
         check_tags(attrs.tags)
         if not req.conditions.empty:
             check_write(req.conditions, await self._current(req.bucket, req.key))
-        result = await self._store(bucket, req.integrity, req.body)
+        result = await self._store(
+            self.policy_for(bucket, attrs.storage_class), req.integrity, req.body
+        )
         version = ObjectVersion(
             bucket=req.bucket,
             key=req.key,
@@ -349,13 +356,19 @@ class ObjectOps(ServiceBase):
         algo = (req.checksum_algorithm or "").upper()
         if algo and algo not in ALGORITHMS:
             raise InvalidRequest(f"Checksum algorithm {algo} is not supported.")
-        if algo and "-" in checksums.get(algo, "-"):
+        policy = self.policy_for(dst_bucket, attrs.storage_class)
+        # A storage class mapped to another policy (a "transition") re-stores the
+        # bytes; otherwise the copy shares the source's blocks.
+        restore = attrs.storage_class != src.storage_class and any(
+            s.policy != policy for s in src.manifest.segments
+        )
+        if (algo and "-" in checksums.get(algo, "-")) or restore:
             # A new algorithm (or replacing a composite multipart checksum, which
             # base64 marks with "-N") needs the bytes: copy them through the data
             # path. The copy's checksum is then of type FULL_OBJECT.
             result = await self._store(
-                dst_bucket,
-                Integrity(algorithms=(algo,)),
+                policy,
+                Integrity(algorithms=(algo,) if algo else ()),
                 self.data.read(src.inline, src.manifest),
             )
             inline, manifest, checksums = result.inline, result.manifest, dict(result.checksums)

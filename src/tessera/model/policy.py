@@ -66,3 +66,20 @@ class Policy:
     def read_minimum(self) -> int:
         """Fragments needed to read a segment."""
         return self.k if self.kind == "ec" else 1
+
+
+def auto_policy(disks: int, servers: int = 1) -> Policy:
+    """The default policy for a store of ``disks`` disks on ``servers`` servers.
+
+    Failure domains are servers when there are several, else disks: 6 or more
+    get ``ec/k=4,m=2`` (survives any 2 losses at 1.5x the space), 3 to 5 get
+    ``rep/n=3``, 2 get ``rep/n=2``, 1 gets ``plain``.
+    """
+    domains = servers if servers > 1 else disks
+    if domains >= 6:
+        return Policy("ec", k=4, m=2)
+    if domains >= 3:
+        return Policy("rep", n=3)
+    if domains == 2:
+        return Policy("rep", n=2)
+    return Policy("plain")

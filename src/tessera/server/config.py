@@ -47,7 +47,7 @@ from pydantic import (
 )
 
 from tessera.model.errors import InvalidArgument
-from tessera.model.policy import Policy
+from tessera.model.policy import Policy, auto_policy
 
 __all__ = [
     "ENV_PREFIX",
@@ -189,7 +189,19 @@ class StorageConfig(_Section):
     disks: list[Path] = Field(default_factory=list)
     segment_size: Size = Field(default=8 * MiB, ge=4 * KiB, le=1 * GiB)
     inline_threshold: Size = Field(default=64 * KiB, ge=0, le=16 * MiB)
-    default_policy: str = "plain"
+    default_policy: str = "auto"
+    """Policy of new buckets; ``auto`` picks it from the number of disks (or
+    servers): see :func:`tessera.model.policy.auto_policy`."""
+    classes: dict[str, str] = Field(default_factory=dict)
+    """``x-amz-storage-class`` -> policy, e.g. ``{"REDUCED_REDUNDANCY": "rep/n=2"}``."""
+    trash_delay: float = Field(default=86400.0, ge=0)
+    """Seconds a deleted block stays in its disk's trash (undeletable) before removal."""
+    scrub_rate: Size = Field(default=64 * MiB, ge=0)
+    """Bytes per second the scrubber re-reads per process; 0 disables scrubbing."""
+    scrub_interval: float = Field(default=7 * 86400.0, gt=0)
+    """Seconds between the starts of two scrub passes."""
+    heal_interval: float = Field(default=3600.0, gt=0)
+    """Seconds between two full healing passes (read repair runs continuously)."""
     min_free: Size = Field(default=64 * MiB, ge=0)
     """Bytes kept free on every disk: a write that would go below answers
     InsufficientStorage, so deletes and metadata commits still have room."""
@@ -210,10 +222,31 @@ class StorageConfig(_Section):
     @field_validator("default_policy")
     @classmethod
     def _check_policy(cls, value: str) -> str:
+        if value.strip() == "auto":
+            return "auto"
         try:
             return str(Policy.parse(value))
         except InvalidArgument as e:
-            raise ValueError(f"{e} (expected plain, rep/n=N or ec/k=K,m=M)") from None
+            raise ValueError(f"{e} (expected auto, plain, rep/n=N or ec/k=K,m=M)") from None
+
+    @field_validator("classes")
+    @classmethod
+    def _check_classes(cls, value: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for name, policy in value.items():
+            if not re.fullmatch(r"[A-Z][A-Z_]*", name):
+                raise ValueError(f"{name!r} is not a storage class name (e.g. STANDARD)")
+            try:
+                out[name] = str(Policy.parse(policy))
+            except InvalidArgument as e:
+                raise ValueError(f"{name}: {e} (expected plain, rep/n=N or ec/k=K,m=M)") from None
+        return out
+
+    def policy(self, disks: int, servers: int = 1) -> str:
+        """The default bucket policy, ``auto`` resolved for this many disks/servers."""
+        if self.default_policy == "auto":
+            return str(auto_policy(disks, servers))
+        return self.default_policy
 
 
 class MetaConfig(_Section):
@@ -461,6 +494,11 @@ def _field_type(section: str, key: str, where: str) -> Any:
 def _coerce(section: str, key: str, value: object) -> object:
     """Turn a string from the environment or a flag into the shape the key expects."""
     annotation = SECTIONS[section].model_fields[key].annotation
+    if isinstance(value, str) and get_origin(annotation) is dict:
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"[{section}] {key}: not a valid JSON object: {e}") from None
     if not isinstance(value, str) or get_origin(annotation) is not list:
         return value
     text = value.strip()

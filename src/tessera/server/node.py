@@ -380,7 +380,9 @@ async def _start(cfg: Config, creds: RootCredentials, stack: contextlib.AsyncExi
             meta,
             data,
             options=CoreOptions(
-                region=cfg.gateway.region, default_policy=cfg.storage.default_policy
+                region=cfg.gateway.region,
+                default_policy=cfg.storage.policy(len(data.volume_ids)),
+                storage_classes=cfg.storage.classes,
             ),
         )
         stores.pop_all()  # from here on, service.close() closes both stores

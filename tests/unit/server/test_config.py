@@ -58,7 +58,8 @@ def test_defaults_and_derived_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert cfg.meta_url.startswith("sqlite:////")
     assert cfg.storage.segment_size == 8 << 20
     assert cfg.storage.inline_threshold == 64 << 10
-    assert cfg.storage.default_policy == "plain"
+    assert cfg.storage.default_policy == "auto"
+    assert cfg.storage.policy(1) == "plain" and cfg.storage.policy(6) == "ec/k=4,m=2"
     assert cfg.gateway.virtual_host_domains == ["localhost"]
     assert cfg.gateway.max_clock_skew == 900
     assert cfg.root_credentials is None
@@ -341,3 +342,37 @@ def test_conflicting_root_key_aliases() -> None:
         ConfigError, match="TESSERA_AUTH_ROOT_ACCESS_KEY and TESSERA_ROOT_ACCESS_KEY"
     ):
         load_config(env=env)
+
+
+def test_storage_classes_map_to_policies() -> None:
+    cfg = load_config(
+        env={
+            "TESSERA_STORAGE_CLASSES": '{"REDUCED_REDUNDANCY": "rep/n=2", "STANDARD": "ec/k=4,m=2"}'
+        }
+    )
+    assert cfg.storage.classes == {"REDUCED_REDUNDANCY": "rep/n=2", "STANDARD": "ec/k=4,m=2"}
+    for bad, words in [
+        ('{"standard": "plain"}', ["classes", "storage class name"]),
+        ('{"STANDARD": "raid5"}', ["classes", "raid5"]),
+        ("STANDARD=plain", ["classes", "JSON object"]),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_config(env={"TESSERA_STORAGE_CLASSES": bad})
+        assert all(w in str(info.value) for w in words), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("disks", "servers", "policy"),
+    [
+        (1, 1, "plain"),
+        (2, 1, "rep/n=2"),
+        (3, 1, "rep/n=3"),
+        (5, 1, "rep/n=3"),
+        (6, 1, "ec/k=4,m=2"),
+        (12, 2, "rep/n=2"),
+        (6, 3, "rep/n=3"),
+        (6, 6, "ec/k=4,m=2"),
+    ],
+)
+def test_auto_policy(disks: int, servers: int, policy: str) -> None:
+    assert load_config(env={}).storage.policy(disks, servers) == policy

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -30,6 +31,7 @@ from tessera.common.clock import FakeClock
 from tessera.meta.sql import SqlMetadataStore
 from tessera.meta.sql.migrate import SchemaOutOfDate
 from tessera.meta.store import MetadataStore
+from tessera.model.cluster import DiskInfo, ManifestRow, ServerInfo
 from tessera.model.errors import (
     AccessKeyNotFound,
     AccountAlreadyExists,
@@ -38,7 +40,9 @@ from tessera.model.errors import (
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
     BucketNotFound,
+    InvalidArgument,
     ObjectNotFound,
+    ServerNotFound,
     UploadNotFound,
     VersionNotFound,
 )
@@ -906,6 +910,242 @@ async def test_concurrent_parts_and_abort(store: MetadataStore, bucket: str) -> 
     assert await refcounts(store, *(f"q{n}" for n in range(2, 40))) == [0] * 38
 
 
+# -- cluster map ----------------------------------------------------------------------------
+def server(sid: str, *disks: str, url: str = "http://h:9101", zone: str = "z1",
+           at: float = T0) -> ServerInfo:  # fmt: skip
+    return ServerInfo(sid, url, zone, tuple(DiskInfo(d, 1.0, 100, 50) for d in disks),
+                      heartbeat=at)  # fmt: skip
+
+
+async def test_register_and_reregister(store: MetadataStore) -> None:
+    # state and registered of the input are ignored for a new server
+    given = replace(server("s1", "d1"), state="removed", registered=5.0)
+    stored = await store.register_server(given)
+    assert stored == replace(given, state="active", registered=T0, heartbeat=T0)
+    assert await store.get_server("s1") == stored
+    assert (await store.set_server_state("s1", "draining")).state == "draining"
+    again = ServerInfo("s1", "http://new:1", "z2", (DiskInfo("d1", 2.0, 7, 3), DiskInfo("d2")),
+                       state="active", heartbeat=T0 + 10, registered=T0 + 10)  # fmt: skip
+    stored = await store.register_server(again)
+    assert stored == replace(again, state="draining", registered=T0)  # state, registered kept
+    assert await store.get_server("s1") == stored
+    assert await store.list_servers() == [stored]
+
+
+async def test_list_servers_order(store: MetadataStore) -> None:
+    assert await store.list_servers() == []
+    names = ["s1", "S", "é", "s0", "s10", "\U0001f600"]
+    for i, sid in enumerate(names):
+        await store.register_server(server(sid, f"d{i}"))
+    assert [s.id for s in await store.list_servers()] == sorted(names)
+
+
+async def test_heartbeat_server(store: MetadataStore) -> None:
+    assert await store.heartbeat_server("s1", (DiskInfo("d1"),), T0) is False
+    assert await store.list_servers() == []
+    disks = (DiskInfo("d1", 2.0, 100, 50), DiskInfo("d2", 1.0, 300, 200))
+    await store.register_server(ServerInfo("s1", "http://h", "z", disks, heartbeat=T0))
+    fresh = (DiskInfo("d1", 9.0, 110, 10), DiskInfo("unknown", 1.0, 1, 1))
+    assert await store.heartbeat_server("s1", fresh, T0 + 5) is True
+    got = await store.get_server("s1")
+    # capacities of d1 refreshed (weight kept), d2 untouched, unknown ignored
+    assert got.disks == (DiskInfo("d1", 2.0, 110, 10), DiskInfo("d2", 1.0, 300, 200))
+    assert (got.heartbeat, got.registered, got.state) == (T0 + 5, T0, "active")
+    await store.set_server_state("s1", "removed")
+    assert await store.heartbeat_server("s1", (), T0 + 9) is True
+    got = await store.get_server("s1")
+    assert (got.heartbeat, got.state, got.disks[0].free) == (T0 + 9, "removed", 10)
+
+
+async def test_duplicate_disk_ids_refused(store: MetadataStore) -> None:
+    await store.register_server(server("s1", "d1", "d2"))
+    with pytest.raises(InvalidArgument) as info:
+        await store.register_server(server("s2", "d3", "d2"))
+    assert info.value.details["disk_id"] == "d2"
+    assert info.value.details["other_server_id"] == "s1"
+    assert "d2" in info.value.message and "s1" in info.value.message
+    with pytest.raises(ServerNotFound):
+        await store.get_server("s2")  # nothing stored
+    with pytest.raises(InvalidArgument):
+        await store.register_server(server("s2", "d3", "d3"))  # twice on one server
+    # moving a disk from one existing server to another is refused too
+    await store.register_server(server("s2", "d3"))
+    with pytest.raises(InvalidArgument):
+        await store.register_server(server("s2", "d3", "d1"))
+    assert [d.id for d in (await store.get_server("s2")).disks] == ["d3"]
+    await store.register_server(server("s1", "d2", "d1"))  # its own disks again: fine
+    await store.delete_server("s1")
+    assert [d.id for d in (await store.register_server(server("s2", "d1"))).disks] == ["d1"]
+
+
+async def test_concurrent_registrations_claim_a_disk_once(store: MetadataStore) -> None:
+    results = await asyncio.gather(
+        *(store.register_server(server(f"s{i}", f"own{i}", "shared")) for i in range(16)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, ServerInfo) for r in results) == 1
+    assert all(isinstance(r, (ServerInfo, InvalidArgument)) for r in results)
+    assert len(await store.list_servers()) == 1
+
+
+async def test_server_state_and_delete(store: MetadataStore) -> None:
+    with pytest.raises(ServerNotFound):
+        await store.get_server("s1")
+    with pytest.raises(ServerNotFound):
+        await store.set_server_state("s1", "draining")
+    with pytest.raises(ServerNotFound):
+        await store.delete_server("s1")
+    await store.register_server(server("s1", "d1"))
+    await store.register_server(server("s2", "d2"))
+    with pytest.raises(InvalidArgument):
+        await store.set_server_state("s1", "asleep")
+    assert (await store.get_server("s1")).state == "active"
+    for state in ("draining", "removed", "active"):
+        assert (await store.set_server_state("s1", state)).state == state
+    await store.delete_server("s1")
+    with pytest.raises(ServerNotFound):
+        await store.get_server("s1")
+    with pytest.raises(ServerNotFound):
+        await store.delete_server("s1")
+    assert [s.id for s in await store.list_servers()] == ["s2"]
+
+
+# -- manifest scan and repair ---------------------------------------------------------------
+async def scan_all(store: MetadataStore, limit: int) -> list[ManifestRow]:
+    rows: list[ManifestRow] = []
+    after: str | None = None
+    while True:
+        page = await store.scan_manifests(after, limit)
+        assert len(page) <= limit
+        if not page:
+            return rows
+        rows += page
+        after = page[-1].cursor
+
+
+async def test_scan_manifests_paging(store: MetadataStore, bucket: str) -> None:
+    assert await store.scan_manifests(None, 10) == []
+    expected: list[tuple[str, Manifest]] = []
+    for i in range(7):
+        m = manifest(("v1", f"k{i}"), ("v2", f"k{i}"))
+        await store.put_version(ver(f"k{i}", f"v{i}", ("v1", f"k{i}"), ("v2", f"k{i}")))
+        expected.append(("version", m))
+        await store.put_version(ver(f"k{i}", f"i{i}", inline=b"tiny"))  # inline: skipped
+        await store.put_version(ver(f"k{i}", f"m{i}", marker=True))  # marker: skipped
+    await store.put_version(ver("k0", "null"))  # no segments at all: skipped
+    # upload ids whose byte order differs from a naive "id:number" string order
+    uids = ("ab", "ab-x", "a", "é", "ab0")
+    for uid in uids:
+        await store.create_upload(Upload(bucket, "mp", uid, T0, "acct"))
+        for n in (11, 2, 1):
+            await store.put_part(part(uid, n, ("v1", f"{uid}.{n}")))
+        await store.put_part(replace(part(uid, 3), inline=b"x"))  # inline part: skipped
+    for uid in sorted(uids):  # code-point order is UTF-8 byte order
+        expected += [("part", manifest(("v1", f"{uid}.{n}"))) for n in (1, 2, 11)]
+    full = await store.scan_manifests(None, 1000)
+    assert [(r.kind, r.manifest) for r in full] == expected
+    assert all(r.text == r.manifest.to_json() for r in full)
+    cursors = [r.cursor for r in full]
+    assert cursors == sorted(cursors) and len(set(cursors)) == len(cursors)
+    for limit in (1, 2, 3, 7, 8):
+        assert await scan_all(store, limit) == full
+    # resuming from any cursor gives exactly the rest
+    for i, row in enumerate(full):
+        assert await store.scan_manifests(row.cursor, 1000) == full[i + 1 :]
+    assert await store.scan_manifests(None, 0) == []
+    for bad in ("", "x:1", "o:12", "p:zz.0000000001", "p:61"):
+        with pytest.raises(InvalidArgument):
+            await store.scan_manifests(bad, 10)
+
+
+async def test_scan_manifests_after_removed_rows(store: MetadataStore, bucket: str) -> None:
+    """A cursor stays valid when its row is deleted: the scan resumes after it."""
+    for i in range(3):
+        await store.put_version(ver("k", f"v{i}", ("v1", f"b{i}")))
+    await store.create_upload(Upload(bucket, "mp", "u1", T0, "acct"))
+    await store.put_part(part("u1", 1, ("v1", "p1")))
+    await store.put_part(part("u1", 2, ("v1", "p2")))
+    first = await store.scan_manifests(None, 1)
+    await store.delete_version(bucket, "k", "v0")
+    rest = await store.scan_manifests(first[0].cursor, 10)
+    assert [r.manifest for r in rest] == [manifest(("v1", b)) for b in ("b1", "b2", "p1", "p2")]
+    part_row = rest[2]
+    await store.abort_upload(bucket, "u1")
+    assert await store.scan_manifests(part_row.cursor, 10) == []
+
+
+async def test_replace_manifest(store: MetadataStore, bucket: str, clock: FakeClock) -> None:
+    await store.put_version(ver("k", "v1", ("v1", "old"), ("v1", "keep")))
+    await store.put_version(ver("k2", "v1", ("v1", "old")))  # another reference to old
+    [row, other] = await store.scan_manifests(None, 10)
+    new = manifest(("v1", "new"), ("v1", "keep"))
+    assert await store.replace_manifest(row, new) is True
+    assert (await store.get_version(bucket, "k", "v1")).manifest == new
+    assert await refcounts(store, "old", "keep", "new") == [1, 1, 1]
+    assert await store.replace_manifest(row, manifest(("v1", "x"))) is False  # stale
+    assert await refcounts(store, "old", "keep", "new", "x") == [1, 1, 1, 0]
+    assert (await store.get_version(bucket, "k", "v1")).manifest == new
+    clock.advance(5)
+    assert await store.replace_manifest(other, manifest(("v1", "moved"))) is True
+    assert await refcounts(store, "old", "moved") == [0, 1]
+    # the released block is garbage after the grace delay, like any release
+    assert await store.claim_garbage(T0 + 5) == []
+    assert await store.claim_garbage(T0 + 6) == [("v1", "old")]
+    # the fresh row (new text) can be replaced; identical manifests change nothing
+    [row, other] = await store.scan_manifests(None, 10)
+    assert row.text == new.to_json()
+    assert await store.replace_manifest(row, new) is True
+    assert await refcounts(store, "keep", "new") == [1, 1]
+    # a row that is gone
+    await store.delete_version(bucket, "k2", "v1")
+    assert await store.replace_manifest(other, manifest(("v1", "y"))) is False
+    assert await refcounts(store, "y", "moved") == [0, 0]
+    with pytest.raises(InvalidArgument):
+        await store.replace_manifest(row, Manifest())
+    with pytest.raises(InvalidArgument):
+        await store.replace_manifest(replace(row, cursor="bogus"), new)
+
+
+async def test_replace_manifest_of_part(store: MetadataStore, bucket: str) -> None:
+    await store.create_upload(Upload(bucket, "k", "u1", T0, "acct"))
+    await store.put_part(part("u1", 1, ("v1", "a"), ("v1", "a")))
+    await store.put_part(part("u1", 2, ("v1", "b")))
+    rows = await store.scan_manifests(None, 10)
+    assert [r.kind for r in rows] == ["part", "part"]
+    assert await store.replace_manifest(rows[0], manifest(("v1", "a"), ("v2", "a"))) is True
+    assert await refcounts(store, "a", "b") == [1, 1]
+    assert await store.block_refcount("v2", "a") == 1
+    p1 = (await store.list_parts("u1"))[0]
+    assert p1.manifest == manifest(("v1", "a"), ("v2", "a"))
+    assert await store.replace_manifest(rows[0], manifest(("v1", "z"))) is False
+    await store.put_part(part("u1", 2, ("v1", "c")))  # replaced since the scan
+    assert await store.replace_manifest(rows[1], manifest(("v1", "z"))) is False
+    assert await refcounts(store, "b", "c", "z") == [0, 1, 0]
+
+
+async def test_concurrent_replace_manifest_and_delete(store: MetadataStore, bucket: str) -> None:
+    """Swaps racing deletes and overwrites never leak or lose a reference."""
+    n = 24
+    for i in range(n):
+        await store.put_version(ver(f"k{i}", "null", ("v1", f"a{i}")))
+    rows = await store.scan_manifests(None, 1000)
+    results = await asyncio.gather(
+        *(store.replace_manifest(r, manifest(("v1", f"b{i}"))) for i, r in enumerate(rows)),
+        *(store.delete_version(bucket, f"k{i}", "null") for i in range(0, n, 3)),
+        *(store.put_version(ver(f"k{i}", "null", ("v1", f"c{i}"))) for i in range(1, n, 3)),
+    )
+    swapped = results[:n]
+    for i in range(n):
+        a, b, c = await refcounts(store, f"a{i}", f"b{i}", f"c{i}")
+        assert a == 0
+        if i % 3 == 2:
+            assert swapped[i] is True and (b, c) == (1, 0)
+        elif i % 3 == 0:  # deleted: nothing referenced whatever the order
+            assert (b, c) == (0, 0)
+        else:  # overwritten: only the newest put's blocks remain
+            assert (b, c) == (0, 1)
+
+
 # -- SQL specifics: lifecycle, migrations, plans --------------------------------------------
 async def test_reopen_and_migrate_false(db_url: str, clock: FakeClock) -> None:
     s = await SqlMetadataStore.connect(db_url, clock=clock)
@@ -972,6 +1212,88 @@ async def test_migration_0003_keeps_part_sizes(db_url: str) -> None:
         assert (await s.get_version("bkt", "plain")).parts == ()
     finally:
         await s.close()
+
+
+async def test_migration_0004_on_existing_data(db_url: str, clock: FakeClock) -> None:
+    """A database with objects and parts at revision 0003 upgrades to the cluster
+    map; its manifests are scanned and repaired like new ones."""
+    from alembic import command
+
+    from tessera.meta.sql.migrate import alembic_config, current_revision
+
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0003")
+            assert current_revision(conn) == "0003"
+    finally:
+        engine.dispose()
+    # Write data with the current code against the 0003 schema (the tables it
+    # uses are unchanged by 0004), then upgrade.
+    from tessera.meta.sql.transactions import open_runner
+
+    runner = open_runner(db_url)
+    s = SqlMetadataStore(runner, clock)
+    try:
+        await s.create_account(Account("acct", "A", T0))
+        await s.create_bucket(Bucket("bkt", "acct", T0))
+        await s.put_version(ver("k", "v1", ("v1", "a")))
+        await s.put_version(ver("k", "v2", inline=b"x"))
+        await s.create_upload(Upload("bkt", "k", "u1", T0, "acct"))
+        await s.put_part(part("u1", 1, ("v1", "p")))
+    finally:
+        await s.close()
+    s = await SqlMetadataStore.connect(db_url, clock=clock)
+    try:
+        assert await s.list_servers() == []
+        assert (await s.register_server(server("s1", "v1"))).state == "active"
+        rows = await s.scan_manifests(None, 10)
+        assert [(r.kind, r.manifest) for r in rows] == [
+            ("version", manifest(("v1", "a"))),
+            ("part", manifest(("v1", "p"))),
+        ]
+        assert await s.replace_manifest(rows[0], manifest(("v1", "b"))) is True
+        assert await refcounts(s, "a", "b", "p") == [0, 1, 1]
+        assert (await s.get_version("bkt", "k", "v2")).inline == b"x"
+    finally:
+        await s.close()
+
+
+async def test_manifest_scan_is_index_seeks(store: SqlMetadataStore) -> None:
+    """Scan pages seek the primary keys of versions and parts, with no sort step."""
+    from tessera.meta.sql import manifests as m
+
+    queries: list[tuple[Any, dict[str, object]]] = [
+        (m._SCAN_VERSIONS, {"seq": 5, "n": 100}),
+        (m._SCAN_PARTS_OF_UPLOAD, {"u": "u1", "num": 3, "n": 100}),
+        (m._SCAN_PARTS_AFTER, {"u": "u1", "n": 100}),
+        (m._SCAN_PARTS_FROM, {"u": "", "n": 100}),
+        (m._SWAP_VERSION, {"seq": 5, "old": "[]", "new": "[]"}),
+        (m._SWAP_PART, {"u": "u1", "num": 3, "old": "[]", "new": "[]"}),
+    ]
+    dialect = store._db.dialect
+    pg = dialect.name == "postgresql"
+
+    def plans(conn: sa.Connection) -> list[str]:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cur = raw.cursor()
+        if pg:  # an empty table has no statistics: rule out what only suits tiny tables
+            cur.execute("SET LOCAL enable_seqscan = off")
+            cur.execute("SET LOCAL enable_bitmapscan = off")
+        out = []
+        for stmt, params in queries:
+            sql, defaults = dialect.compiled(stmt)
+            cur.execute(("EXPLAIN " if pg else "EXPLAIN QUERY PLAN ") + sql, {**defaults, **params})
+            out.append("\n".join(str(r[0] if pg else r[3]) for r in cur.fetchall()))
+        return out
+
+    for plan in await store._db.read(plans, snapshot=True):
+        if pg:
+            assert "_pkey" in plan and "Seq Scan" not in plan and "Sort" not in plan, plan
+        else:
+            assert "SEARCH" in plan and ("PRIMARY KEY" in plan or "autoindex" in plan), plan
+            assert "SCAN " not in plan and "TEMP B-TREE" not in plan, plan
 
 
 async def test_listings_are_index_seeks(store: SqlMetadataStore, bucket: str) -> None:

@@ -1,4 +1,5 @@
-"""The ``tessera`` command: ``tessera serve``, ``tessera version``.
+"""The ``tessera`` command: ``serve``, ``gateway``, ``chunkserver``, ``dev-cluster``,
+``admin``, ``version``.
 
 Exit codes: 0 success, 1 runtime failure (for example the data directory is in use),
 2 usage or configuration error.
@@ -9,6 +10,9 @@ from __future__ import annotations
 import typer
 
 from tessera import __version__
+from tessera.cli.admin import admin_app
+from tessera.cli.cluster import chunkserver_command, gateway_command
+from tessera.cli.devcluster import dev_cluster_command
 from tessera.cli.serve import serve_command
 
 app = typer.Typer(
@@ -21,6 +25,10 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.command("serve")(serve_command)
+app.command("gateway")(gateway_command)
+app.command("chunkserver")(chunkserver_command)
+app.command("dev-cluster")(dev_cluster_command)
+app.add_typer(admin_app, name="admin")
 
 
 @app.command("version")

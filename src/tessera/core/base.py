@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from tessera.common.clock import Clock, SystemClock
@@ -44,6 +44,9 @@ class ServiceBase:
         self.data = data
         self.clock: Clock = clock or SystemClock()
         self.options = options or CoreOptions()
+        self.default_policy: Callable[[], str] = lambda: self.options.default_policy
+        """Policy of new buckets; replaceable (a cluster's ``auto`` policy follows
+        the number of chunk servers)."""
 
     def policy_for(self, bucket: Bucket, storage_class: str) -> str:
         """The storage policy of an object written to ``bucket`` with ``storage_class``."""

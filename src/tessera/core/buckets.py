@@ -40,7 +40,7 @@ class BucketOps(ServiceBase):
         check_bucket_name(name)
         if region is not None and region not in ("", self.options.region):
             raise InvalidArgument(f"Invalid location constraint {region!r}", location=region)
-        pol = str(Policy.parse(policy or self.options.default_policy))
+        pol = str(Policy.parse(policy or self.default_policy()))
         acl = check_acl(acl, bucket=True)
         bucket = Bucket(
             name=name,

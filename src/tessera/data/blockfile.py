@@ -186,13 +186,49 @@ def read_range(
     return data[start - base : end - base]
 
 
-def verify(fd: int) -> Footer:
-    """Check the whole block (every chunk and the whole-data CRC); for the scrubber.
+VERIFY_WINDOW = 1 << 20
+"""Bytes :func:`verify` reads at a time (into one reused buffer)."""
 
-    Returns the footer; raises DataCorruption.
+
+def _preadinto_exact(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        n = os.preadv(fd, [view], offset)
+        if not n:
+            raise DataCorruption("block file is truncated", offset=offset)
+        view, offset = view[n:], offset + n
+
+
+def verify(fd: int, window: int = VERIFY_WINDOW) -> Footer:
+    """Check the whole block: layout, footer, trailer, every chunk and the whole-data CRC.
+
+    Streams the data through one reused buffer of ``window`` bytes (memory stays
+    bounded whatever the block or chunk size), so it suits the scrubber. Returns
+    the footer; raises DataCorruption on the first mismatch.
     """
+    if window <= 0:
+        raise ValueError(f"invalid window {window}")
     footer = read_footer(fd)
-    data = read_range(fd, 0, None)
-    if crc32c_value(data) != footer.data_crc:
+    trailer = read_trailer(fd, footer)
+    length, chunk = footer.length, footer.chunk_size
+    buf = memoryview(bytearray(min(window, length)))
+    whole = 0
+    chunk_crc = 0
+    pos = 0  # data offset of the next byte to check
+    while pos < length:
+        part = buf[: min(len(buf), length - pos)]
+        _preadinto_exact(fd, part, pos)
+        whole = crc32c_value(part, whole)
+        while part:
+            # the piece of ``part`` that lies in chunk ``pos // chunk``
+            piece = part[: min(len(part), chunk - pos % chunk)]
+            chunk_crc = crc32c_value(piece, chunk_crc)
+            part, pos = part[len(piece) :], pos + len(piece)
+            if pos % chunk == 0 or pos == length:
+                i = (pos - 1) // chunk
+                (want,) = _ENTRY.unpack_from(trailer, 4 * i)
+                if chunk_crc != want:
+                    raise DataCorruption("block data checksum mismatch", chunk=i, offset=i * chunk)
+                chunk_crc = 0
+    if whole != footer.data_crc:
         raise DataCorruption("block data CRC32C mismatch")
     return footer

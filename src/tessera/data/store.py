@@ -158,6 +158,11 @@ class SegmentStore:
         self._down = self._down_disks(topology)
 
     @property
+    def down_disks(self) -> frozenset[str]:
+        """Disks on servers the topology marks down."""
+        return self._down
+
+    @property
     def topology(self) -> Topology:
         return self._topology
 
@@ -183,10 +188,11 @@ class SegmentStore:
             self.repairs[key] = broken
 
     def placement_order(self, key: str) -> list[str]:
-        """Every disk on an up server, in spread order for ``key``, disks that failed
-        a moment ago moved to the end (raises NotEnoughDisks when there is none)."""
+        """Every disk on an up server that has a volume, in spread order for ``key``,
+        disks that failed a moment ago moved to the end (raises NotEnoughDisks when
+        the topology has none)."""
         topo = self._topology
-        order = place(key, topo, max(topo.placeable, 1))
+        order = [d for d in place(key, topo, max(topo.placeable, 1)) if d in self._volumes]
         now = time.monotonic()
         return [d for d in order if self._avoid_until.get(d, 0.0) <= now] + [
             d for d in order if self._avoid_until.get(d, 0.0) > now

@@ -7,12 +7,22 @@ volume. :class:`LocalVolume` keeps them in a directory::
 
     <root>/blocks/<first 3 hex>/<name>   visible blocks (format: ``blockfile``)
     <root>/tmp/                          blocks being written (never visible)
+    <root>/trash/<name>.<deadline>       deleted blocks, restorable until the deadline
+    <root>/quarantine/<name>.<time>      blocks found corrupt, kept for an operator
+
+(the last two are :class:`tessera.data.trash.Bin` directories).
 
 Modification times matter: a block's mtime is the last time a writer stored it.
 Deleting with ``older_than`` keeps blocks written since (GC and failed writes use
 it so they never remove a block another writer just deduplicated onto). To make
 that exact, every store of an existing block moves its mtime strictly forward
 (by at least :data:`MTIME_STEP`), even within one clock tick.
+
+Deletion is two-phase: a deleted block is renamed into the trash (so it vanishes
+from reads and listings at once) and removed for good by :meth:`Volume.empty_trash`
+once its deadline has passed; until then :meth:`Volume.undelete` restores it.
+:meth:`Volume.verify` checks a whole block and moves a corrupt one into the
+quarantine, where the healer sees it as missing and rebuilds it elsewhere.
 """
 
 from __future__ import annotations
@@ -21,6 +31,8 @@ import asyncio
 import contextlib
 import errno
 import itertools
+import logging
+import math
 import os
 import re
 import threading
@@ -33,6 +45,7 @@ from typing import Protocol, TypeVar
 
 from tessera.common.checksums import Buffer
 from tessera.data import blockfile
+from tessera.data.trash import Bin, fault
 from tessera.model.errors import DataCorruption, InvalidArgument, NotFound, StorageFull
 
 T = TypeVar("T")
@@ -43,6 +56,10 @@ MTIME_STEP = 100_000
 """Nanoseconds by which a re-store of an existing block advances its mtime, at least."""
 STALE_TMP_AGE = 3600.0
 """Seconds after which a leftover file in ``tmp/`` (a crashed write) is removed at open."""
+TRASH_DELAY = 86400.0
+"""Default seconds a deleted block stays restorable in the trash."""
+
+log = logging.getLogger(__name__)
 
 
 class BlockNotFound(NotFound):
@@ -97,12 +114,56 @@ class Volume(Protocol):
     async def delete(self, name: str, older_than: float | None = None) -> bool:
         """Remove the block. With ``older_than``, a block whose mtime is at or after
         it is kept (checked and removed atomically with respect to :meth:`put` of
-        the same name). Returns True if removed, False if missing or kept. Removal
-        is not fsynced: after a crash a deleted block may reappear (garbage for GC)."""
+        the same name). Returns True if removed, False if missing or kept.
+
+        Removal is two-phase: the block disappears at once from :meth:`get`,
+        :meth:`stat` and :meth:`blocks`, but stays restorable (:meth:`undelete`)
+        until its trash deadline passes and :meth:`empty_trash` removes it. A later
+        :meth:`put` of the name stores a new block normally. Removal is not fsynced:
+        after a crash a deleted block may reappear (garbage for GC)."""
+        ...
+
+    async def undelete(self, name: str) -> bool:
+        """Restore the most recently deleted copy of ``name`` still in the trash.
+
+        Only when the name is not currently present (a present block is never
+        replaced). The restored block counts as stored now: its mtime is advanced
+        as by a re-store, so a delete with an ``older_than`` decided before the
+        restore keeps it. Durable when it returns True; False when the name is
+        present or nothing is in the trash. Raises InvalidArgument (bad name)."""
+        ...
+
+    async def empty_trash(self, now: float | None = None) -> int:
+        """Remove for good the trashed blocks whose deadline is at or before ``now``
+        (default: the current time); returns how many were removed."""
+        ...
+
+    async def verify(self, name: str) -> bool | None:
+        """Read the whole block and check every checksum and its layout.
+
+        True: the block is good. None: there is no such block. False: it was
+        corrupt (or unreadable, EIO) and has been moved out of service, atomically
+        with respect to :meth:`put` of the name: from then on :meth:`get`,
+        :meth:`stat` and :meth:`blocks` see it as missing (so a healer rebuilds it)
+        and :meth:`quarantined` lists it. A block replaced by a put while it was
+        being checked is checked again, never quarantined unchecked. Quarantined
+        blocks are never removed automatically. Raises InvalidArgument (bad name),
+        OSError for I/O failures other than EIO."""
+        ...
+
+    async def trash_stats(self) -> tuple[int, int]:
+        """``(count, bytes on disk)`` of the blocks in the trash."""
+        ...
+
+    async def quarantined(self) -> list[str]:
+        """Names of the quarantined blocks, sorted, one per quarantined file (a block
+        quarantined twice appears twice)."""
         ...
 
     async def stat(self, name: str) -> tuple[int, float] | None:
-        """``(data length, mtime)`` of the block, or None when it does not exist."""
+        """``(data length, mtime)`` of the block, or None when it does not exist.
+        Raises DataCorruption when the block's footer is unreadable (:meth:`verify`
+        then quarantines it), InvalidArgument (bad name), OSError."""
         ...
 
     def blocks(self, prefix: str = "") -> AsyncIterator[str]:
@@ -144,16 +205,31 @@ class LocalVolume:
     Blocking file I/O runs in a dedicated thread pool of ``threads`` workers, so a
     slow disk never blocks the event loop or other volumes. ``min_free`` bytes of
     the file system are kept free: a put that would go below raises StorageFull.
+    Deleted blocks stay in the trash for ``trash_delay`` seconds (rounded up to a
+    whole second); ``trash_delay=0`` removes them at once (no undelete).
     """
 
-    def __init__(self, root: Path | str, id: str, *, threads: int = 4, min_free: int = 0) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        id: str,
+        *,
+        threads: int = 4,
+        min_free: int = 0,
+        trash_delay: float = TRASH_DELAY,
+    ) -> None:
+        if not trash_delay >= 0:
+            raise ValueError(f"invalid trash delay {trash_delay}")
         self._id = id
         self.root = Path(root)
         self.min_free = min_free
+        self.trash_delay = trash_delay
         self._blocks = self.root / "blocks"
         self._tmp = self.root / "tmp"
         for d in (self.root, self._blocks, self._tmp):
             d.mkdir(parents=True, exist_ok=True)
+        self._trash = Bin(self.root / "trash", NAME_RE)
+        self._quarantine = Bin(self.root / "quarantine", NAME_RE)
         _fsync_dir(self.root)
         self._clean_tmp(STALE_TMP_AGE)
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=f"vol-{id}")
@@ -264,12 +340,7 @@ class LocalVolume:
         first, in which case that block is kept and refreshed); a corrupt one is
         replaced by rename. Either way the directory is fsynced before returning.
         """
-        shard = path.parent
-        try:
-            os.mkdir(shard)
-            _fsync_dir(self._blocks)
-        except FileExistsError:
-            pass
+        shard = self._make_shard(path)
         state = self._existing(path, length, crc)
         if state is None:
             try:
@@ -287,6 +358,16 @@ class LocalVolume:
         os.replace(tmp, path)
         _fsync_dir(shard)
         return False, now / 1e9
+
+    def _make_shard(self, path: Path) -> Path:
+        """Create (durably) the shard directory of block file ``path``; return it."""
+        shard = path.parent
+        try:
+            os.mkdir(shard)
+            _fsync_dir(self._blocks)
+        except FileExistsError:
+            pass
+        return shard
 
     # -- get / stat -----------------------------------------------------------
     async def get(
@@ -334,10 +415,87 @@ class LocalVolume:
             try:
                 if older_than is not None and os.stat(path).st_mtime_ns / 1e9 >= older_than:
                     return False
-                os.unlink(path)
+                if self.trash_delay > 0:
+                    deadline = math.ceil(time.time() + self.trash_delay)
+                    self._trash.add(path, name, deadline)
+                else:
+                    os.unlink(path)
             except FileNotFoundError:
                 return False
         return True
+
+    # -- trash ----------------------------------------------------------------
+    async def undelete(self, name: str) -> bool:
+        check_name(name)
+        return await self._run(self._undelete, name)
+
+    def _undelete(self, name: str) -> bool:
+        path = self._path(name)
+        with self._lock(name):
+            if os.path.lexists(path):
+                return False
+            entry = self._trash.newest(name)
+            if entry is None:
+                return False
+            shard = self._make_shard(path)
+            os.rename(entry.path, path)
+            self._refresh(path)
+            _fsync_dir(shard)
+            _fsync_dir(self._trash.path)
+        return True
+
+    async def empty_trash(self, now: float | None = None) -> int:
+        return await self._run(
+            self._trash.remove_due, time.time() if now is None else now, self._lock
+        )
+
+    async def trash_stats(self) -> tuple[int, int]:
+        return await self._run(self._trash.usage)
+
+    # -- verification / quarantine ----------------------------------------------
+    async def verify(self, name: str) -> bool | None:
+        check_name(name)
+        return await self._run(self._verify, name)
+
+    def _verify(self, name: str, locked: bool = False) -> bool | None:
+        path = self._path(name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            # The fd stays open until the identity check below, so the inode cannot
+            # be reused meanwhile: same (dev, ino) means the very file checked. Its
+            # data cannot have changed (blocks are replaced by rename, never written
+            # in place; a refresh only moves the mtime, which does not repair it).
+            checked = os.fstat(fd)
+            error = fault(fd)
+            if error is None:
+                return True
+            if locked:
+                return self._quarantine_locked(name, path, error)
+            with self._lock(name):
+                try:
+                    current = os.stat(path)
+                except FileNotFoundError:
+                    return None
+                if (current.st_dev, current.st_ino) == (checked.st_dev, checked.st_ino):
+                    return self._quarantine_locked(name, path, error)
+                # Replaced by a put while we read: check the new file, holding the
+                # lock this time (rare), so it cannot change again.
+                return self._verify(name, locked=True)
+        finally:
+            os.close(fd)
+
+    def _quarantine_locked(self, name: str, path: Path, error: Exception) -> bool:
+        dst = self._quarantine.add(path, name, int(time.time()))
+        log.warning(
+            "volume %s: block %s is corrupt (%s); quarantined as %s", self._id, name, error, dst
+        )
+        return False
+
+    async def quarantined(self) -> list[str]:
+        return await self._run(self._quarantine.names)
 
     # -- listing / capacity / close -------------------------------------------
     async def blocks(self, prefix: str = "") -> AsyncIterator[str]:

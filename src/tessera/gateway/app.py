@@ -18,6 +18,8 @@ from aiohttp import web
 
 from tessera.common.ids import new_request_id
 from tessera.core.service import ObjectService
+from tessera.gateway import admin as admin_api
+from tessera.gateway.admin import AdminHooks
 from tessera.gateway.auth import authenticate, signing_headers
 from tessera.gateway.body import Body
 from tessera.gateway.context import Ctx
@@ -42,6 +44,7 @@ class GatewayOptions:
 
 SERVICE_KEY: web.AppKey[ObjectService] = web.AppKey("service", ObjectService)
 OPTIONS_KEY: web.AppKey[GatewayOptions] = web.AppKey("options", GatewayOptions)
+ADMIN_KEY: web.AppKey[AdminHooks] = web.AppKey("admin", AdminHooks)
 
 
 def _error_response(
@@ -105,6 +108,18 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         headers = signing_headers(request)
         bucket, key = split_target(request.host, raw_path, options.virtual_host_domains)
         vbucket = virtual_bucket(request.host, options.virtual_host_domains)
+        if resource.startswith(admin_api.PREFIX):
+            auth = await authenticate(
+                request,
+                service,
+                unquote(resource),
+                pairs,
+                now=time.time(),
+                max_skew=options.max_clock_skew,
+            )
+            answer = await admin_api.handle(request, request.app[ADMIN_KEY], auth.principal, query)
+            answer.headers["x-amz-request-id"] = request_id
+            return answer
         endpoint = route(request.method, bucket, key, query, headers)
         auth = await authenticate(
             request,
@@ -155,10 +170,17 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def make_app(service: ObjectService, options: GatewayOptions | None = None) -> web.Application:
-    """The aiohttp application serving the S3 API for ``service``."""
+def make_app(
+    service: ObjectService,
+    options: GatewayOptions | None = None,
+    *,
+    admin: AdminHooks | None = None,
+) -> web.Application:
+    """The aiohttp application serving the S3 API for ``service`` (and the admin
+    endpoints of :mod:`tessera.gateway.admin` that ``admin`` provides)."""
     app = web.Application(client_max_size=1 << 20)
     app[SERVICE_KEY] = service
     app[OPTIONS_KEY] = options or GatewayOptions()
+    app[ADMIN_KEY] = admin or AdminHooks()
     app.router.add_route("*", "/{tail:[\\s\\S]*}", _dispatch, expect_handler=_expect)
     return app

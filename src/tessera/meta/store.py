@@ -26,6 +26,9 @@ Contracts every implementation honours (checked by ``tests/contract``):
   a check made this way cannot be invalidated by a concurrent write before
   the commit. Guards must be quick, pure checks (they may run on a worker
   thread, and more than once when a transaction is retried).
+* The cluster map (chunk servers and their disks, DESIGN.md §1) lives here
+  too; disk ids are unique across the whole cluster, since manifests name a
+  fragment's disk by id alone.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from tessera.model.cluster import DiskInfo, ManifestRow, ServerInfo
+from tessera.model.manifest import Manifest
 from tessera.model.records import AccessKey, Account, Bucket, ObjectVersion, Part, Upload
 
 LatestGuard = Callable[[ObjectVersion | None], None]
@@ -245,4 +250,64 @@ class MetadataStore(Protocol):
         whose count has been zero since before ``dropped_before``. The caller then
         deletes the blocks (a block written again since must be protected by the
         volume's own mtime check)."""
+        ...
+
+    # -- cluster map -------------------------------------------------------------------------
+    async def register_server(self, server: ServerInfo) -> ServerInfo:
+        """Insert or refresh chunk server ``server.id``; returns the stored record.
+        A new server is stored with ``state="active"`` and ``registered =
+        heartbeat = server.heartbeat``; an existing one gets ``url``, ``zone``,
+        ``disks`` and ``heartbeat`` replaced and keeps ``state`` and
+        ``registered``. Raises InvalidArgument (nothing changes) when a disk id
+        is listed twice or already belongs to another server."""
+        ...
+
+    async def heartbeat_server(
+        self, server_id: str, disks: tuple[DiskInfo, ...], now: float
+    ) -> bool:
+        """Record a heartbeat at ``now`` with fresh ``total``/``free`` of the
+        server's disks (matched by id; weights and disk list unchanged, unknown
+        ids ignored). Never changes ``state`` (a removed server's heartbeat is
+        recorded too). False, and nothing changes, when the server is unknown
+        (it should register again)."""
+        ...
+
+    async def list_servers(self) -> list[ServerInfo]:
+        """Every server, ordered by id."""
+        ...
+
+    async def get_server(self, server_id: str) -> ServerInfo:
+        """Raises ServerNotFound."""
+        ...
+
+    async def set_server_state(self, server_id: str, state: str) -> ServerInfo:
+        """Set the operator state; returns the updated record. Raises
+        InvalidArgument for a state not in ``SERVER_STATES``, ServerNotFound."""
+        ...
+
+    async def delete_server(self, server_id: str) -> None:
+        """Forget the server (its disk ids are free again). Raises ServerNotFound."""
+        ...
+
+    # -- manifest scan and repair (healer, rebalancer) ----------------------------------------
+    async def scan_manifests(self, after: str | None, limit: int) -> list[ManifestRow]:
+        """Up to ``limit`` rows holding a non-empty manifest (object versions,
+        then upload parts), in one total order, starting after the cursor
+        ``after`` (the ``cursor`` of the last row of the previous page; None:
+        from the start). Rows without blocks (inline data, delete markers) are
+        skipped. A row present for the whole scan is returned exactly once; a
+        page shorter than ``limit`` means the scan is complete.
+        Pages are index seeks, never ``OFFSET``. Cursors are opaque; their
+        string order is the scan order. Raises InvalidArgument for a malformed
+        cursor."""
+        ...
+
+    async def replace_manifest(self, row: ManifestRow, manifest: Manifest) -> bool:
+        """Compare-and-swap: store ``manifest`` in the row scanned as ``row``
+        only if its stored manifest text still equals ``row.text``, releasing
+        the old manifest's block references and adding the new one's in the
+        same transaction (net per block; counts dropping to zero become garbage
+        after the usual delay). False, and nothing changes, when the row is gone
+        or its manifest changed since the scan. Raises InvalidArgument for a
+        malformed cursor or an empty ``manifest``."""
         ...

@@ -262,6 +262,32 @@ class MetaConfig(_Section):
         return value
 
 
+class ClusterConfig(_Section):
+    """``[cluster]``: gateways and chunk servers sharing one metadata database."""
+
+    secret: str = ""
+    """Shared key every chunk-server request carries (``X-Tessera-Cluster-Key``);
+    empty means none (only acceptable on a private network or loopback)."""
+    zone: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    """The chunk server's failure domain (rack, room, site)."""
+    server_id: str = Field(default="", pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]{0,62})?$")
+    """The chunk server's id; empty: generated once and kept in its first disk."""
+    advertise: str = ""
+    """URL gateways use to reach this chunk server; empty: ``http://<listen>``."""
+    heartbeat_interval: float = Field(default=2.0, gt=0, le=3600)
+    """Seconds between a chunk server's heartbeats (and gateways' cluster-map reads)."""
+    heartbeat_timeout: float = Field(default=10.0, gt=0, le=86400)
+    """A chunk server silent this long is treated as down: no new fragments go to
+    it and reads try it last."""
+
+    @field_validator("advertise")
+    @classmethod
+    def _check_advertise(cls, value: str) -> str:
+        if value and not re.match(r"^https?://[^/\s]+/?$", value):
+            raise ValueError("expected a base URL such as http://10.0.0.5:9101")
+        return value.rstrip("/")
+
+
 class GatewayConfig(_Section):
     """``[gateway]``: the S3 endpoint."""
 
@@ -344,6 +370,7 @@ class Config(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     meta: MetaConfig = Field(default_factory=MetaConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
 
     @property
@@ -378,6 +405,7 @@ SECTIONS: Mapping[str, type[_Section]] = {
     "storage": StorageConfig,
     "meta": MetaConfig,
     "gateway": GatewayConfig,
+    "cluster": ClusterConfig,
     "auth": AuthConfig,
 }
 """The sections of :class:`Config`, by TOML table name."""

@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import fcntl
 import logging
 import os
@@ -58,12 +59,17 @@ from aiohttp import web
 from tessera import __version__
 from tessera.common.ids import new_access_key_id, new_secret_key
 from tessera.core.gc import GarbageCollector
+from tessera.core.healer import Healer
 from tessera.core.service import CoreOptions, ObjectService
+from tessera.data.scrubber import Scrubber
 from tessera.data.store import SegmentStore
+from tessera.data.topology import Topology
 from tessera.data.volume import LocalVolume
 from tessera.gateway.access_log import AccessLog
+from tessera.gateway.admin import AdminHooks
 from tessera.gateway.app import GatewayOptions, make_app
 from tessera.meta.sql.store import SqlMetadataStore
+from tessera.server.cluster import ClusterWatcher
 from tessera.server.config import ROOT_ACCOUNT_ID, Config
 
 __all__ = [
@@ -231,14 +237,19 @@ def volume_id(disk: Path, index: int) -> str:
     return vid
 
 
-def _open_volumes(disks: Sequence[Path], *, min_free: int = 0) -> list[LocalVolume]:
+def _open_volumes(
+    disks: Sequence[Path], *, min_free: int = 0, trash_delay: float = 86400.0
+) -> list[LocalVolume]:
     ids = [volume_id(disk, i) for i, disk in enumerate(disks)]
     if len(set(ids)) != len(ids):
         raise NodeError(
             "two disks carry the same volume id (was a disk directory copied?): "
             + ", ".join(f"{d} = {v}" for d, v in zip(disks, ids, strict=True))
         )
-    return [LocalVolume(disk, vid, min_free=min_free) for disk, vid in zip(disks, ids, strict=True)]
+    return [
+        LocalVolume(disk, vid, min_free=min_free, trash_delay=trash_delay)
+        for disk, vid in zip(disks, ids, strict=True)
+    ]
 
 
 # ------------------------------------------------------------------------ node
@@ -316,12 +327,16 @@ def _announce(creds: RootCredentials, data_dir: Path) -> None:
         print(f"  (stored in {data_dir / CREDENTIALS_FILE})", flush=True)
 
 
-async def run_node(cfg: Config, *, on_ready: Callable[[str], None] | None = None) -> None:
+async def run_node(
+    cfg: Config, *, on_ready: Callable[[str], None] | None = None, mode: str = "serve"
+) -> None:
     """Start the node described by ``cfg`` and serve until SIGTERM or SIGINT.
 
-    Returns after a clean shutdown. ``on_ready`` receives the base URL once the
-    socket accepts requests (after the ready line is printed). Raises NodeError when
-    the node cannot start; whatever was opened is closed again first.
+    ``mode`` is ``serve`` (local disks) or ``gateway`` (no disks: the chunk
+    servers of the cluster map in ``[meta] url``). Returns after a clean shutdown.
+    ``on_ready`` receives the base URL once the socket accepts requests (after the
+    ready line is printed). Raises NodeError when the node cannot start; whatever
+    was opened is closed again first.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -351,7 +366,7 @@ async def run_node(cfg: Config, *, on_ready: Callable[[str], None] | None = None
         creds = ensure_root_credentials(cfg)
         _announce(creds, data_dir)
         async with contextlib.AsyncExitStack() as stack:
-            url = await _start(cfg, creds, stack)
+            url = await _start(cfg, creds, stack, mode)
             print(f"{READY_PREFIX} {url}", flush=True)
             if on_ready is not None:
                 on_ready(url)
@@ -363,19 +378,44 @@ async def run_node(cfg: Config, *, on_ready: Callable[[str], None] | None = None
             loop.remove_signal_handler(signum)
 
 
-async def _start(cfg: Config, creds: RootCredentials, stack: contextlib.AsyncExitStack) -> str:
+async def _start(
+    cfg: Config, creds: RootCredentials, stack: contextlib.AsyncExitStack, mode: str
+) -> str:
     """Build and start everything; register each closer on ``stack`` as soon as its
     object exists. Returns the base URL."""
     ssl_context = _tls_context(cfg)
+    watcher: ClusterWatcher | None = None
     async with contextlib.AsyncExitStack() as stores:
         meta = await SqlMetadataStore.connect(cfg.meta_url, migrate=True)
         stores.push_async_callback(meta.close)
-        data = SegmentStore(
-            _open_volumes(cfg.disk_dirs, min_free=cfg.storage.min_free),
-            segment_size=cfg.storage.segment_size,
-            inline_threshold=cfg.storage.inline_threshold,
-        )
-        stores.push_async_callback(data.close)
+        if mode == "gateway":
+            data = SegmentStore(
+                {},
+                topology=Topology(()),
+                segment_size=cfg.storage.segment_size,
+                inline_threshold=cfg.storage.inline_threshold,
+            )
+            stores.push_async_callback(data.close)
+            watcher = ClusterWatcher(
+                meta,
+                data,
+                secret=cfg.cluster.secret,
+                interval=cfg.cluster.heartbeat_interval,
+                timeout=cfg.cluster.heartbeat_timeout,
+            )
+            stores.push_async_callback(watcher.close)
+            await watcher.refresh()
+        else:
+            data = SegmentStore(
+                _open_volumes(
+                    cfg.disk_dirs,
+                    min_free=cfg.storage.min_free,
+                    trash_delay=cfg.storage.trash_delay,
+                ),
+                segment_size=cfg.storage.segment_size,
+                inline_threshold=cfg.storage.inline_threshold,
+            )
+            stores.push_async_callback(data.close)
         service = ObjectService(
             meta,
             data,
@@ -385,11 +425,34 @@ async def _start(cfg: Config, creds: RootCredentials, stack: contextlib.AsyncExi
                 storage_classes=cfg.storage.classes,
             ),
         )
+        if watcher is not None:
+            w = watcher
+            service.default_policy = lambda: cfg.storage.policy(
+                len(w.store.volume_ids), len([s for s in w.servers if s.state != "removed"])
+            )
         stores.pop_all()  # from here on, service.close() closes both stores
     stack.push_async_callback(service.close)
-    gc = GarbageCollector(meta, data, grace=cfg.storage.gc_grace)
-    gc_task = asyncio.create_task(gc.run(cfg.storage.gc_interval), name="gc")
-    stack.push_async_callback(_cancel, gc_task)
+    if watcher is not None:
+        stack.push_async_callback(watcher.close)  # after the service: volumes use its pool
+    healer = Healer(meta, data)
+    tasks = [
+        asyncio.create_task(
+            GarbageCollector(meta, data, grace=cfg.storage.gc_grace).run(cfg.storage.gc_interval),
+            name="gc",
+        ),
+        asyncio.create_task(healer.run(cfg.storage.heal_interval), name="healer"),
+    ]
+    scrubber: Scrubber | None = None
+    if mode == "serve" and cfg.storage.scrub_rate > 0:
+        scrubber = Scrubber(
+            data.volumes, rate=cfg.storage.scrub_rate, interval=cfg.storage.scrub_interval
+        )
+        tasks.append(asyncio.create_task(scrubber.run(), name="scrubber"))
+        tasks.append(asyncio.create_task(_empty_trash(data), name="trash"))
+    if watcher is not None:
+        tasks.append(asyncio.create_task(watcher.run(), name="cluster-map"))
+    for task in tasks:
+        stack.push_async_callback(_cancel, task)
     await service.ensure_account(
         ROOT_ACCOUNT_ID, ROOT_ACCOUNT_ID, [(creds.access_key, creds.secret_key)]
     )
@@ -400,6 +463,13 @@ async def _start(cfg: Config, creds: RootCredentials, stack: contextlib.AsyncExi
             [(account.access_key, account.secret_key)],
             email=account.email,
         )
+    admin = AdminHooks(
+        heal_status=healer.status,
+        heal_pass=healer.heal_pass,
+        scrub_status=(lambda: dataclasses.asdict(scrubber.stats)) if scrubber else None,
+        cluster=(lambda: [dataclasses.asdict(s) for s in watcher.servers]) if watcher else None,
+        set_server_state=meta.set_server_state if watcher else None,
+    )
     app = make_app(
         service,
         GatewayOptions(
@@ -407,6 +477,7 @@ async def _start(cfg: Config, creds: RootCredentials, stack: contextlib.AsyncExi
             virtual_host_domains=tuple(cfg.gateway.virtual_host_domains),
             max_clock_skew=cfg.gateway.max_clock_skew,
         ),
+        admin=admin,
     )
     runner = web.AppRunner(
         app,
@@ -434,6 +505,17 @@ async def _start(cfg: Config, creds: RootCredentials, stack: contextlib.AsyncExi
     return _url("https" if ssl_context else "http", host, bound_port)
 
 
+async def _empty_trash(data: SegmentStore, every: float = 600.0) -> None:
+    """Remove trashed blocks whose delay has passed, every ``every`` seconds."""
+    while True:
+        await asyncio.sleep(every)
+        for vid, vol in data.volumes.items():
+            try:
+                await vol.empty_trash()
+            except OSError as e:
+                log.warning("disk %s: emptying trash failed: %s", vid, e)
+
+
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -458,9 +540,10 @@ def tune_malloc() -> None:
             log.debug("mallopt(%d, %d) refused", param, value)
 
 
-def serve(cfg: Config) -> None:
+def serve(cfg: Config, mode: str = "serve") -> None:
     """Process entry point: configure logging, tune malloc, run :func:`run_node` on
-    uvloop when it is installed (asyncio otherwise). Raises NodeError."""
+    uvloop when it is installed (asyncio otherwise). ``mode``: see :func:`run_node`.
+    Raises NodeError."""
     logging.basicConfig(
         level=cfg.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -475,4 +558,4 @@ def serve(cfg: Config) -> None:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(run_node(cfg))
+        runner.run(run_node(cfg, mode=mode))

@@ -50,6 +50,13 @@ agree). Design choices:
   ``versions.parts`` (multipart objects) is a JSON list of ``[number, size]``
   or ``[number, size, {algorithm: checksum}]``, ``NULL`` for other objects.
 
+* **Cluster map.** ``servers``: one row per chunk server (its id, URL, zone,
+  operator state, last heartbeat, first registration) with its disks as JSON
+  text (``[{"id", "weight", "total", "free"}, ...]``). The map is small (one
+  row per machine) and read whole, so disks are not a table of their own;
+  disk ids are kept unique across servers by the store (registrations are
+  serialised), not by an index.
+
 * ``versions.upload_id`` names the multipart upload a version was completed
   from (``NULL`` otherwise). It is not indexed: the one query using it (a
   repeated completion) first seeks the key's few versions by
@@ -201,4 +208,17 @@ sa.Index(
     blocks.c.zero_since,
     sqlite_where=_garbage,
     postgresql_where=_garbage,
+)
+
+servers = sa.Table(
+    "servers",
+    metadata,
+    sa.Column("id", KeyText, primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("zone", sa.Text, nullable=False),
+    sa.Column("disks", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("heartbeat", sa.Double, nullable=False),
+    sa.Column("registered", sa.Double, nullable=False),
+    implicit_returning=False,
 )

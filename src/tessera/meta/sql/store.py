@@ -1,7 +1,8 @@
 """``SqlMetadataStore``: the :class:`~tessera.meta.store.MetadataStore` over SQL.
 
 The class is assembled from method groups, each in the module that owns it:
-accounts and buckets here, :mod:`.versions`, :mod:`.multipart`, :mod:`.blocks`.
+accounts and buckets here, :mod:`.versions`, :mod:`.multipart`, :mod:`.blocks`,
+:mod:`.cluster` (the cluster map), :mod:`.manifests` (manifest scan and repair).
 Every public method builds a small synchronous function that runs inside one
 transaction and hands it to the runner (:mod:`.transactions`), which owns
 threads, connections, group commit (SQLite) and retries (PostgreSQL).
@@ -24,7 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from tessera.common.clock import Clock
 from tessera.meta.sql import migrate as migrations
 from tessera.meta.sql.blocks import BlocksMixin, RefDelta, apply_refs
+from tessera.meta.sql.cluster import ClusterMixin
 from tessera.meta.sql.dialects import dialect_for
+from tessera.meta.sql.manifests import ManifestsMixin
 from tessera.meta.sql.multipart import MultipartMixin
 from tessera.meta.sql.rows import (
     ACCESS_KEY_COLUMNS,
@@ -88,7 +91,7 @@ def _bucket_missing(name: str) -> BucketNotFound:
     return BucketNotFound("The specified bucket does not exist", bucket=name)
 
 
-class SqlMetadataStore(VersionsMixin, MultipartMixin, BlocksMixin):
+class SqlMetadataStore(VersionsMixin, MultipartMixin, BlocksMixin, ClusterMixin, ManifestsMixin):
     """Metadata on SQLite (embedded, one node) or PostgreSQL (cluster)."""
 
     @classmethod

@@ -1,0 +1,325 @@
+"""Healing: every segment back to full redundancy, without anyone touching it.
+
+Three kinds of work, one mechanism (:meth:`Healer.heal_segment`):
+
+* **Read repair.** Reads that find a fragment missing or corrupt queue it in
+  ``SegmentStore.repairs``; :meth:`Healer.repair_reported` rebuilds those at once.
+* **Full passes.** :meth:`Healer.heal_pass` walks every stored manifest (object
+  versions and upload parts, :meth:`MetadataStore.scan_manifests`), stats every
+  fragment and rebuilds what is missing: fragments a write could not store (it
+  reached quorum without them), fragments lost with a disk, blocks the scrubber
+  quarantined. With ``repair=False`` the same walk only counts (``tessera admin
+  verify``); with ``deep=True`` every fragment is re-read and CRC-checked too.
+* **Draining.** Fragments on a disk that is no longer in the cluster (server
+  removed) or is draining (weight 0) are rebuilt on other disks; the old copy
+  stays readable until the manifest no longer names it.
+
+Where a fragment goes: back onto its own disk when that disk is up (same block
+name, so no manifest changes); otherwise onto the first disks of the segment's
+placement order that hold no fragment of it, preferring servers that hold the
+fewest. A segment whose fragments moved gets its manifest rewritten with a
+compare-and-swap (:meth:`MetadataStore.replace_manifest`), which also moves the
+block references; if the row changed meanwhile the rebuilt blocks are simply
+unreferenced (garbage after the grace delay) and the next pass retries.
+
+Nothing here can lose data: rebuilt bytes are verified against the segment hash
+before they are written (:mod:`tessera.data.repair`), and a fragment is only ever
+dropped from a manifest in the same transaction that adds its replacement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tessera.common.clock import Clock, SystemClock
+from tessera.data.repair import FragmentState, Unrecoverable, check_segment, rebuild
+from tessera.data.store import SegmentStore
+from tessera.meta.store import MetadataStore
+from tessera.model.errors import TesseraError
+from tessera.model.manifest import FragmentRef, Manifest, Segment
+from tessera.model.policy import Policy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HealStats:
+    """Counters of the current (or last) pass, plus totals since start."""
+
+    running: bool = False
+    mode: str = ""
+    """``heal``, ``verify`` or ``verify-deep`` for the current or last pass."""
+    passes: int = 0
+    started: float | None = None
+    finished: float | None = None
+    rows: int = 0
+    segments: int = 0
+    healthy: int = 0
+    """Segments with every fragment present and readable."""
+    degraded: int = 0
+    """Segments readable but missing fragments (before this pass repaired them)."""
+    unavailable: int = 0
+    """Segments with fewer reachable fragments than a read needs (disks down)."""
+    lost: int = 0
+    """Segments with fewer existing fragments than a read needs (data lost)."""
+    fragments_rebuilt: int = 0
+    bytes_rebuilt: int = 0
+    manifests_updated: int = 0
+    errors: int = 0
+    read_repairs: int = 0
+    """Fragments rebuilt from read-repair reports, since start."""
+    last_error: str = ""
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        out = asdict(self)
+        end = now if self.running else (self.finished or now)
+        elapsed = max(end - self.started, 1e-9) if self.started is not None else 0.0
+        out["elapsed"] = elapsed
+        out["rate_bytes_per_s"] = self.bytes_rebuilt / elapsed if elapsed else 0.0
+        return out
+
+
+@dataclass
+class _Pass:
+    repair: bool
+    deep: bool
+    done: dict[tuple[str, str, tuple[tuple[int, str], ...]], Segment] = field(default_factory=dict)
+
+
+class Healer:
+    """See the module docstring. ``rate`` bounds rebuilt bytes per second (0: no bound)."""
+
+    def __init__(
+        self,
+        meta: MetadataStore,
+        store: SegmentStore,
+        *,
+        clock: Clock | None = None,
+        rate: float = 0.0,
+        batch: int = 200,
+    ) -> None:
+        self.meta = meta
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.rate = rate
+        self.batch = batch
+        self.stats = HealStats()
+        self._lock = asyncio.Lock()
+
+    def status(self) -> dict[str, Any]:
+        return self.stats.to_dict(self.clock.now())
+
+    # -- passes -------------------------------------------------------------------
+    async def heal_pass(self, *, repair: bool = True, deep: bool = False) -> HealStats:
+        """Walk every manifest once; see the module docstring. One pass at a time:
+        a second caller waits for the first. Returns the pass's counters."""
+        async with self._lock:
+            st = self.stats
+            keep = (st.passes, st.read_repairs)
+            self.stats = st = HealStats(running=True, started=self.clock.now())
+            st.passes, st.read_repairs = keep[0] + 1, keep[1]
+            st.mode = ("heal" if repair else "verify") + ("-deep" if deep else "")
+            state = _Pass(repair, deep)
+            after: str | None = None
+            try:
+                while True:
+                    rows = await self.meta.scan_manifests(after, self.batch)
+                    for row in rows:
+                        st.rows += 1
+                        segments = [await self._segment(s, state) for s in row.manifest.segments]
+                        changed = any(
+                            a is not b for a, b in zip(segments, row.manifest.segments, strict=True)
+                        )
+                        if (
+                            repair
+                            and changed
+                            and await self.meta.replace_manifest(row, Manifest(tuple(segments)))
+                        ):
+                            st.manifests_updated += 1
+                    if len(rows) < self.batch:
+                        break
+                    after = rows[-1].cursor
+            finally:
+                st.running = False
+                st.finished = self.clock.now()
+            return st
+
+    async def _segment(self, s: Segment, state: _Pass) -> Segment:
+        key = (s.hash, s.policy, tuple((f.index, f.volume) for f in s.fragments))
+        done = state.done.get(key)
+        if done is not None:
+            return done
+        result = await self.heal_segment(s, repair=state.repair, deep=state.deep)
+        state.done[key] = result
+        return result
+
+    # -- one segment ------------------------------------------------------------------
+    async def heal_segment(self, s: Segment, *, repair: bool = True, deep: bool = False) -> Segment:
+        """Check ``s`` and (with ``repair``) rebuild what it misses; returns ``s``
+        itself when its fragment list is unchanged, else the segment with its new
+        fragment list (the caller records it in the manifests naming ``s``)."""
+        st = self.stats
+        st.segments += 1
+        pol = Policy.parse(s.policy)
+        states = await check_segment(self.store, s)
+        if deep:
+            states = [await self._deep(x) for x in states]
+        draining = self._draining()
+        count = Counter(x.state for x in states)
+        need = pol.read_minimum
+        present = {x.fragment.index for x in states if x.state != "gone"}
+        absent = [i for i in range(pol.fragments) if i not in present]
+        moving = [x for x in states if x.state == "ok" and x.fragment.volume in draining]
+        if count["ok"] == pol.fragments and not moving and len(states) == pol.fragments:
+            st.healthy += 1
+            return s
+        if count["ok"] >= need:
+            st.degraded += 1
+        elif count["ok"] + count["down"] >= need:
+            st.unavailable += 1
+        else:
+            st.lost += 1
+        if not repair or count["ok"] < need:
+            return s
+        targets = {x.fragment.index: x.fragment.volume for x in states if x.state == "missing"}
+        targets = {i: d for i, d in targets.items() if d not in draining}
+        relocate = absent + [x.fragment.index for x in moving]
+        relocate += [
+            x.fragment.index
+            for x in states
+            if x.state == "missing" and x.fragment.volume in draining
+        ]
+        targets.update(self._new_disks(s, states, relocate))
+        if not targets:
+            return s
+        try:
+            refs = await rebuild(self.store, s, targets)
+        except Unrecoverable as e:
+            st.errors += 1
+            st.last_error = e.message
+            log.error("cannot heal segment %s: %s", s.hash, e.message)
+            return s
+        except TesseraError as e:
+            st.errors += 1
+            st.last_error = e.message
+            log.warning("healing segment %s failed: %s", s.hash, e.message)
+            return s
+        st.fragments_rebuilt += len(refs)
+        st.bytes_rebuilt += sum(r.size for r in refs.values())
+        await self._throttle(sum(r.size for r in refs.values()))
+        return _merge(s, states, refs)
+
+    async def _deep(self, x: FragmentState) -> FragmentState:
+        if x.state != "ok":
+            return x
+        vol = self.store.volumes.get(x.fragment.volume)
+        if vol is None:
+            return x
+        try:
+            good = await vol.verify(x.fragment.block)
+        except (OSError, TesseraError):
+            return FragmentState(x.fragment, "down")
+        return x if good else FragmentState(x.fragment, "missing")
+
+    def _draining(self) -> set[str]:
+        return {d.id for d in self.store.topology.disks() if d.weight <= 0}
+
+    def _new_disks(
+        self, s: Segment, states: list[FragmentState], indexes: list[int]
+    ) -> dict[int, str]:
+        """A disk for each index, none already holding a fragment of ``s``, on the
+        servers holding the fewest fragments of it, in placement order."""
+        if not indexes:
+            return {}
+        topo = self.store.topology
+        used = {x.fragment.volume for x in states if x.state != "gone"}
+        per_server: Counter[str] = Counter()
+        for d in used:
+            with contextlib.suppress(KeyError):
+                per_server[topo.server_of(d)] += 1
+        draining = self._draining()
+        try:
+            order = [d for d in self.store.placement_order(s.hash) if d not in used | draining]
+        except TesseraError:
+            return {}
+        out: dict[int, str] = {}
+        for index in indexes:
+            if not order:
+                break
+            best = min(order, key=lambda d: (per_server[topo.server_of(d)], order.index(d)))
+            order.remove(best)
+            per_server[topo.server_of(best)] += 1
+            out[index] = best
+        return out
+
+    async def _throttle(self, nbytes: int) -> None:
+        if self.rate > 0:
+            await asyncio.sleep(nbytes / self.rate)
+
+    # -- read repair ---------------------------------------------------------------------
+    async def repair_reported(self) -> int:
+        """Rebuild, in place, the fragments reads found missing or corrupt; returns
+        how many were rebuilt. Reports that cannot be handled now stay queued."""
+        rebuilt = 0
+        for key, broken in list(self.store.repairs.items()):
+            self.store.repairs.pop(key, None)
+            f = broken.fragment
+            if f.volume in self.store.down_disks or f.volume not in self.store.volumes:
+                continue  # the full pass handles it once the disk is back or replaced
+            try:
+                refs = await rebuild(self.store, broken.segment, {f.index: f.volume})
+            except TesseraError as e:
+                self.stats.errors += 1
+                self.stats.last_error = e.message
+                log.warning("read repair of %s/%s failed: %s", f.volume, f.block, e.message)
+                continue
+            rebuilt += len(refs)
+            self.stats.read_repairs += len(refs)
+            self.stats.bytes_rebuilt += sum(r.size for r in refs.values())
+        return rebuilt
+
+    async def run(self, interval: float, repair_poll: float = 1.0) -> None:
+        """Heal reported fragments every ``repair_poll`` seconds and run a full pass
+        every ``interval`` seconds (the first after one interval), until cancelled.
+        Failures are logged and retried."""
+        loop = asyncio.get_running_loop()
+        next_pass = loop.time() + interval
+        while True:
+            try:
+                if self.store.repairs:
+                    await self.repair_reported()
+                if loop.time() >= next_pass:
+                    st = await self.heal_pass()
+                    next_pass = loop.time() + interval
+                    if st.fragments_rebuilt or st.lost:
+                        log.info(
+                            "heal pass: %d segments, %d fragments rebuilt, %d lost",
+                            st.segments,
+                            st.fragments_rebuilt,
+                            st.lost,
+                        )
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.exception("healing failed")
+                self.stats.last_error = str(e)
+                next_pass = loop.time() + interval
+            await asyncio.sleep(repair_poll)
+
+
+def _merge(s: Segment, states: list[FragmentState], refs: dict[int, FragmentRef]) -> Segment:
+    """``s`` with gone fragments dropped and rebuilt ones (by index) replacing the
+    old ones; the same object when nothing in the fragment list changed."""
+    by_index: dict[int, FragmentRef] = {
+        x.fragment.index: x.fragment for x in states if x.state != "gone"
+    }
+    by_index.update(refs)
+    fragments = tuple(by_index[i] for i in sorted(by_index))
+    if fragments == s.fragments:
+        return s
+    return Segment(s.size, s.policy, s.hash, fragments)

@@ -764,6 +764,16 @@ async def test_refcounts_and_repetition(store: MetadataStore, bucket: str) -> No
     assert await store.block_refcount("v2", "x") == 0
 
 
+async def test_known_blocks(store: MetadataStore, bucket: str) -> None:
+    assert await store.known_blocks("v1", []) == set()
+    await store.put_version(ver("k1", "v1", ("v1", "x"), ("v2", "y")))
+    await store.put_version(ver("k2", "v1", ("v1", "z")))
+    await store.delete_version(bucket, "k2", "v1")  # z at zero: known (the GC's)
+    names = ["x", "y", "z", "orphan"] + [f"n{i}" for i in range(1200)]  # several IN chunks
+    assert await store.known_blocks("v1", names) == {"x", "z"}
+    assert await store.known_blocks("v2", names) == {"y"}
+
+
 async def test_claim_garbage_timing(store: MetadataStore, bucket: str, clock: FakeClock) -> None:
     await store.put_version(ver("k", "v1", ("v1", "early")))
     await store.put_version(ver("k", "v2", ("v1", "late")))

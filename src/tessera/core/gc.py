@@ -16,7 +16,14 @@ that has not committed its manifest yet. Two rules make deletion safe:
 
 Claiming forgets the pairs in the same transaction (so two collectors never
 both act on one pair); a block whose deletion fails is left on disk, where the
-volume scan of the durable-storage work reclaims it.
+orphan scan reclaims it.
+
+**Orphans.** A writer that dies between storing fragments and committing the
+manifest (``kill -9`` of a gateway mid-upload) leaves blocks no row knows about.
+:meth:`GarbageCollector.collect_orphans` lists every volume's blocks, asks the
+metadata store which it knows (:meth:`MetadataStore.known_blocks`) and deletes
+the unknown ones stored more than ``grace`` seconds ago, with the same mtime
+check. Deletes go to the volumes' trash, so a mistake is recoverable for a day.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import logging
 
 from tessera.common.clock import Clock, SystemClock
 from tessera.data.contract import DataStore
+from tessera.data.volume import Volume
 from tessera.meta.store import MetadataStore
 
 log = logging.getLogger(__name__)
@@ -68,14 +76,65 @@ class GarbageCollector:
         self.deleted_total += deleted
         return deleted
 
-    async def run(self, interval: float) -> None:
-        """Collect every ``interval`` seconds until cancelled. A failing pass is
+    async def collect_orphans(self) -> int:
+        """One scan of every volume for *orphans*: blocks the metadata store has no
+        row for (a writer stored them and died before committing), stored more
+        than ``grace`` seconds ago. Each is deleted with ``older_than`` the
+        cut-off, so one stored again since is kept. Returns how many were deleted;
+        a volume that fails is logged and skipped."""
+        volumes = getattr(self.data, "volumes", {})
+        deleted = 0
+        for vid, vol in dict(volumes).items():
+            try:
+                deleted += await self._orphans_of(vid, vol)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("orphan scan of volume %s failed: %s", vid, e)
+        self.deleted_total += deleted
+        return deleted
+
+    async def _orphans_of(self, vid: str, vol: Volume) -> int:
+        cutoff = self.clock.now() - self.grace
+        deleted = 0
+        batch: list[str] = []
+
+        async def flush() -> int:
+            known = await self.meta.known_blocks(vid, batch)
+            n = 0
+            for name in batch:
+                if name in known:
+                    continue
+                st = await vol.stat(name)
+                if st is not None and st[1] < cutoff:
+                    n += await vol.delete(name, older_than=cutoff)
+            batch.clear()
+            return n
+
+        async for name in vol.blocks():
+            batch.append(name)
+            if len(batch) >= self.batch:
+                deleted += await flush()
+        if batch:
+            deleted += await flush()
+        if deleted:
+            log.info("volume %s: %d orphan block(s) deleted", vid, deleted)
+        return deleted
+
+    async def run(self, interval: float, orphan_interval: float | None = None) -> None:
+        """Collect every ``interval`` seconds until cancelled, and scan for orphans
+        every ``orphan_interval`` seconds (never when None). A failing pass is
         logged and retried at the next interval."""
+        loop = asyncio.get_running_loop()
+        next_orphans = loop.time() + (orphan_interval or 0.0)
         while True:
             try:
                 n = await self.collect()
                 if n:
                     log.info("garbage collection deleted %d blocks", n)
+                if orphan_interval is not None and loop.time() >= next_orphans:
+                    next_orphans = loop.time() + orphan_interval
+                    await self.collect_orphans()
             except asyncio.CancelledError:
                 raise
             except Exception:

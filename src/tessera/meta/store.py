@@ -33,7 +33,7 @@ Contracts every implementation honours (checked by ``tests/contract``):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from tessera.model.cluster import DiskInfo, ManifestRow, ServerInfo
@@ -241,6 +241,12 @@ class MetadataStore(Protocol):
     # -- block references and garbage ------------------------------------------------------
     async def block_refcount(self, volume: str, block: str) -> int:
         """Current reference count (0 when unknown)."""
+        ...
+
+    async def known_blocks(self, volume: str, names: Sequence[str]) -> set[str]:
+        """The ``names`` that have a reference row on ``volume`` (whatever its
+        count). Blocks stored but unknown are orphans of writers that never
+        committed (a crash between writing fragments and committing the manifest)."""
         ...
 
     async def claim_garbage(

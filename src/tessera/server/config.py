@@ -210,6 +210,9 @@ class StorageConfig(_Section):
     (must exceed the longest single upload; see docs/data-path.md)."""
     gc_interval: float = Field(default=60.0, gt=0, le=86400)
     """Seconds between garbage-collection passes."""
+    orphan_interval: float = Field(default=21600.0, gt=0)
+    """Seconds between scans of every disk for orphan blocks (written by an upload
+    that never committed: a crashed gateway). Each scan lists every block."""
 
     @field_validator("disks")
     @classmethod

@@ -437,7 +437,9 @@ async def _start(
     healer = Healer(meta, data)
     tasks = [
         asyncio.create_task(
-            GarbageCollector(meta, data, grace=cfg.storage.gc_grace).run(cfg.storage.gc_interval),
+            GarbageCollector(meta, data, grace=cfg.storage.gc_grace).run(
+                cfg.storage.gc_interval, cfg.storage.orphan_interval
+            ),
             name="gc",
         ),
         asyncio.create_task(healer.run(cfg.storage.heal_interval), name="healer"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import unquote
 
@@ -21,10 +22,13 @@ from tessera.gateway.metadata import (
     delete_conditions_from,
     object_headers,
 )
+from tessera.model.errors import TesseraError
 from tessera.model.records import ObjectVersion
 from tessera.protocol.s3.errors import S3Error
 from tessera.protocol.s3.headers import format_iso8601, parse_range, quote_etag
 from tessera.protocol.s3.xml import parse_tagging
+
+log = logging.getLogger(__name__)
 
 
 def _version_headers(v: ObjectVersion) -> dict[str, str]:
@@ -83,15 +87,45 @@ def _read_headers(ctx: Ctx, r: ObjectRead) -> tuple[int, dict[str, str], int]:
 
 
 async def get_object(ctx: Ctx) -> web.StreamResponse:
+    """Stream an object. The first piece is read before the status line is sent,
+    so a read that fails at once (no good copy, servers down) answers a proper S3
+    error. A failure later, mid-body, aborts the connection: the client sees a
+    body shorter than Content-Length (an error), never a complete wrong one, and
+    never waits for bytes that will not come."""
     r = await ctx.service.get_object(ctx.principal, _get_request(ctx))
     status, headers, length = _read_headers(ctx, r)
     headers["x-amz-request-id"] = ctx.request_id
+    assert r.body is not None
+    body = aiter(r.body)
+    first = await anext(body, None)
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = length
     await resp.prepare(ctx.request)
-    assert r.body is not None
-    async for chunk in r.body:
-        await resp.write(chunk)
+    sent = 0
+    try:
+        if first is not None:
+            await resp.write(first)
+            sent += len(first)
+        async for chunk in body:
+            await resp.write(chunk)
+            sent += len(chunk)
+    except (TesseraError, OSError) as e:
+        log.error(
+            "GET %s/%s failed after %d of %d bytes (request %s): %s",
+            ctx.bucket,
+            ctx.key,
+            sent,
+            length,
+            ctx.request_id,
+            e,
+        )
+        if ctx.request.transport is not None:
+            ctx.request.transport.abort()
+        raise ConnectionResetError("object read failed mid-body") from e
+    finally:
+        close = getattr(body, "aclose", None)
+        if close is not None:
+            await close()
     await resp.write_eof()
     return resp
 

@@ -9,7 +9,7 @@ change is zero (a completed upload reusing its parts' blocks) are not touched.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -87,6 +87,26 @@ def _claim_statement(skip_locked: bool) -> Any:
 
 
 class BlocksMixin(StoreBase):
+    async def known_blocks(self, volume: str, names: Sequence[str]) -> set[str]:
+        """The ``names`` that have a reference row on ``volume`` (any count, zero
+        included: those are the garbage collector's). A stored block that is not
+        known is an orphan: written by a writer that never committed."""
+        if not names:
+            return set()
+
+        def tx(conn: Connection) -> set[str]:
+            out: set[str] = set()
+            for i in range(0, len(names), 500):
+                # Through SQLAlchemy, not the precompiled fast path: the IN list
+                # varies in length (an occasional scan, not a hot path).
+                stmt = sa.select(_b.block).where(
+                    _b.volume == volume, _b.block.in_(list(names[i : i + 500]))
+                )
+                out.update(r[0] for r in conn.execute(stmt))
+            return out
+
+        return await self._db.read(tx)
+
     async def block_refcount(self, volume: str, block: str) -> int:
         """Current reference count (0 when unknown)."""
 

@@ -296,6 +296,11 @@ class Bench:
 
         await self.phase("large PUT", "MB/s", a.large_count, a.large_concurrency, put)
         await self.phase("large GET", "MB/s", a.large_count, a.large_concurrency, get)
+        if a.degrade:
+            # e.g. kill two chunk servers, then read everything again
+            await asyncio.to_thread(subprocess.run, a.degrade, shell=True, check=True)
+            await asyncio.sleep(a.degrade_wait)
+            await self.phase("large GET degraded", "MB/s", a.large_count, a.large_concurrency, get)
         await pool(a.large_count, 4, lambda i: self.delete(f"large/{i}"))
 
     async def range(self) -> None:
@@ -525,6 +530,12 @@ def main() -> None:
         action="store_true",
         help="4 x 16 MiB, 16 MiB range object, 200 ranges, 500 small",
     )
+    p.add_argument(
+        "--degrade",
+        metavar="CMD",
+        help="after the large GET: run CMD (shell; e.g. kill two servers), then GET again",
+    )
+    p.add_argument("--degrade-wait", type=float, default=0.0, help="seconds after --degrade")
     p.add_argument("--large-size", type=parse_size, default=256 * MiB)
     p.add_argument("--large-count", type=int, default=4)
     p.add_argument("--large-concurrency", type=int, default=4)

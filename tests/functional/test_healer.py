@@ -155,3 +155,22 @@ async def test_three_lost_fragments_are_reported_lost(stack: Stack) -> None:
         stack.wipe(d)
     st = await stack.healer.heal_pass()
     assert st.lost == 1 and st.fragments_rebuilt == 0
+
+
+async def test_added_server_takes_its_share(stack: Stack) -> None:
+    data = {f"k{i}": os.urandom(3 * SEG) for i in range(6)}
+    for k, v in data.items():
+        await stack.put(k, v)
+    layout = {"z": {f"s{i}": [f"d{i}"] for i in range(7)}}  # d6 joins
+    stack.set_topology(Topology.build(layout))
+    st = await stack.healer.heal_pass()
+    moved = st.fragments_moved
+    assert 0 < moved < 18 * 6 // 2  # some, not most
+    assert len(stack.blocks("d6")) == moved  # all onto the new disk
+    assert (await stack.healer.heal_pass()).fragments_moved == 0  # stable
+    for k, v in data.items():
+        assert await stack.get(k) == v
+    for k in data:
+        v = await stack.meta.get_version("bkt", k)
+        for s in v.manifest.segments:
+            assert len({f.volume for f in s.fragments}) == 6

@@ -13,6 +13,10 @@ Three kinds of work, one mechanism (:meth:`Healer.heal_segment`):
 * **Draining.** Fragments on a disk that is no longer in the cluster (server
   removed) or is draining (weight 0) are rebuilt on other disks; the old copy
   stays readable until the manifest no longer names it.
+* **Rebalancing.** While every server is up, fragments of healthy segments that
+  sit on disks their placement no longer ranks (a server was added) move onto
+  the ranked disks that hold none of the segment: after adding one server to N,
+  about 1/(N+1) of the fragments move, all onto it.
 
 Where a fragment goes: back onto its own disk when that disk is up (same block
 name, so no manifest changes); otherwise onto the first disks of the segment's
@@ -39,6 +43,7 @@ from typing import Any
 from tessera.common.clock import Clock, SystemClock
 from tessera.data.repair import FragmentState, Unrecoverable, check_segment, rebuild
 from tessera.data.store import SegmentStore
+from tessera.data.topology import place
 from tessera.meta.store import MetadataStore
 from tessera.model.errors import TesseraError
 from tessera.model.manifest import FragmentRef, Manifest, Segment
@@ -68,6 +73,9 @@ class HealStats:
     lost: int = 0
     """Segments with fewer existing fragments than a read needs (data lost)."""
     fragments_rebuilt: int = 0
+    fragments_moved: int = 0
+    """Fragments of healthy segments moved to the disks placement now prefers
+    (after a server was added)."""
     bytes_rebuilt: int = 0
     manifests_updated: int = 0
     errors: int = 0
@@ -102,12 +110,14 @@ class Healer:
         clock: Clock | None = None,
         rate: float = 0.0,
         batch: int = 200,
+        rebalance: bool = True,
     ) -> None:
         self.meta = meta
         self.store = store
         self.clock = clock or SystemClock()
         self.rate = rate
         self.batch = batch
+        self.rebalance = rebalance
         self.stats = HealStats()
         self._lock = asyncio.Lock()
 
@@ -177,7 +187,7 @@ class Healer:
         moving = [x for x in states if x.state == "ok" and x.fragment.volume in draining]
         if count["ok"] == pol.fragments and not moving and len(states) == pol.fragments:
             st.healthy += 1
-            return s
+            return await self._rebalance(s, pol, states) if repair else s
         if count["ok"] >= need:
             st.degraded += 1
         elif count["ok"] + count["down"] >= need:
@@ -211,6 +221,34 @@ class Healer:
             return s
         st.fragments_rebuilt += len(refs)
         st.bytes_rebuilt += sum(r.size for r in refs.values())
+        await self._throttle(sum(r.size for r in refs.values()))
+        return _merge(s, states, refs)
+
+    async def _rebalance(self, s: Segment, pol: Policy, states: list[FragmentState]) -> Segment:
+        """Move fragments of a healthy segment onto the disks placement now ranks
+        for it (a server was added or reweighted), while every server is up.
+        ``plain`` segments (no redundancy to rebuild from) stay where they are."""
+        topo = self.store.topology
+        if not self.rebalance or pol.kind == "plain" or not topo.all_up:
+            return s
+        try:
+            ideal = [d for d in place(s.hash, topo, pol.fragments) if d in self.store.volumes]
+        except TesseraError:
+            return s
+        used = {x.fragment.volume for x in states}
+        free = [d for d in ideal if d not in used]
+        misplaced = [x.fragment.index for x in states if x.fragment.volume not in ideal]
+        targets = dict(zip(misplaced, free, strict=False))
+        if not targets:
+            return s
+        try:
+            refs = await rebuild(self.store, s, targets)
+        except TesseraError as e:
+            self.stats.errors += 1
+            self.stats.last_error = e.message
+            return s
+        self.stats.fragments_moved += len(refs)
+        self.stats.bytes_rebuilt += sum(r.size for r in refs.values())
         await self._throttle(sum(r.size for r in refs.values()))
         return _merge(s, states, refs)
 
@@ -264,7 +302,9 @@ class Healer:
     # -- read repair ---------------------------------------------------------------------
     async def repair_reported(self) -> int:
         """Rebuild, in place, the fragments reads found missing or corrupt; returns
-        how many were rebuilt. Reports that cannot be handled now stay queued."""
+        how many were rebuilt. Each report is consumed: one that cannot be handled
+        now (its disk is down or gone, or the rebuild failed) is left to the next
+        full pass, which finds the fragment again."""
         rebuilt = 0
         for key, broken in list(self.store.repairs.items()):
             self.store.repairs.pop(key, None)

@@ -155,7 +155,7 @@ class PythonKernel:
                 if coeff == 1:
                     acc ^= int.from_bytes(src, "little")
                 elif coeff:
-                    acc ^= int.from_bytes(src.translate(_mul_table(coeff)), "little")
+                    acc ^= int.from_bytes(bytes(src).translate(_mul_table(coeff)), "little")
             out.append(acc.to_bytes(length, "little"))
         return out
 
@@ -189,12 +189,28 @@ class IsalKernel:
             return [b""] * len(rows)
         tables = self._tables(tuple(tuple(r) for r in rows))
         outs = [bytearray(length) for _ in rows]
-        src_ptrs = (ctypes.c_char_p * len(sources))(*sources)
-        out_ptrs = (ctypes.c_void_p * len(outs))(
-            *(ctypes.addressof((ctypes.c_char * length).from_buffer(o)) for o in outs)
-        )
+        keep: list[object] = []  # the buffers behind the raw pointers, alive until the call ends
+        src_ptrs = (ctypes.c_void_p * len(sources))(*(_address(b, keep) for b in sources))
+        out_ptrs = (ctypes.c_void_p * len(outs))(*(_address(o, keep) for o in outs))
         self._encode(length, len(sources), len(rows), tables, src_ptrs, out_ptrs)
+        del keep
         return [bytes(o) for o in outs]
+
+
+def _address(buf: bytes | bytearray | memoryview, keep: list[object]) -> int | None:
+    """The address of ``buf``'s first byte, without copying it when it is ``bytes``
+    or writable (a read-only view is copied once); what backs it goes in ``keep``."""
+    if isinstance(buf, bytes):
+        keep.append(buf)
+        return ctypes.cast(ctypes.c_char_p(buf), ctypes.c_void_p).value
+    view = memoryview(buf).cast("B")
+    if view.readonly:
+        copy = bytes(view)
+        keep.append(copy)
+        return ctypes.cast(ctypes.c_char_p(copy), ctypes.c_void_p).value
+    array = (ctypes.c_char * view.nbytes).from_buffer(view)
+    keep.append(array)
+    return ctypes.addressof(array)
 
 
 def find_isal() -> str | None:
@@ -251,15 +267,18 @@ def fragment_size(size: int, k: int) -> int:
 
 def encode(
     segment: bytes | bytearray | memoryview, k: int, m: int, kernel: Kernel | None = None
-) -> list[bytes]:
-    """Return ``k + m`` fragments of :func:`fragment_size` bytes; the first ``k`` are data."""
+) -> list[bytes | memoryview]:
+    """Return ``k + m`` fragments of :func:`fragment_size` bytes; the first ``k`` are data.
+
+    Data fragments that need no padding are *views* of ``segment`` (no copy): the
+    caller keeps ``segment`` alive and unchanged while it uses them."""
     _check_km(k, m)
     n = fragment_size(len(segment), k)
     view = memoryview(segment).cast("B")
-    pieces = [bytes(view[i * n : (i + 1) * n]) for i in range(k)]
-    pieces = [p if len(p) == n else p + bytes(n - len(p)) for p in pieces]  # zero padding
-    parity = (kernel or DEFAULT).apply(cauchy_matrix(k, m)[k:], pieces, n)
-    return pieces + parity
+    pieces: list[bytes | memoryview] = [view[i * n : (i + 1) * n] for i in range(k)]
+    pieces = [p if len(p) == n else bytes(p) + bytes(n - len(p)) for p in pieces]  # padding
+    parity = (kernel or DEFAULT).apply(cauchy_matrix(k, m)[k:], pieces, n)  # type: ignore[arg-type]
+    return [*pieces, *parity]
 
 
 def _sources(fragments: Mapping[int, bytes], k: int, m: int) -> tuple[list[int], int]:

@@ -299,11 +299,12 @@ class SegmentStore:
                 asyncio.to_thread(codec.encode, piece.data, pol.k, pol.m, self.kernel)
             )
             try:
+                # data fragments are views of the segment buffer: it is released
+                # (by _write_segment) only after the puts finished
                 datas = await asyncio.shield(enc)
             except asyncio.CancelledError:
                 await asyncio.wait([enc])
                 raise
-            piece.release()  # the fragments are copies: free the segment buffer early
         else:
             datas = [piece.data] * pol.fragments
         outcome = await store_fragments(

@@ -22,7 +22,7 @@ Deletion is two-phase: a deleted block is renamed into the trash (so it vanishes
 from reads and listings at once) and removed for good by :meth:`Volume.empty_trash`
 once its deadline has passed; until then :meth:`Volume.undelete` restores it.
 :meth:`Volume.verify` checks a whole block and moves a corrupt one into the
-quarantine, where the healer sees it as missing and rebuilds it elsewhere.
+quarantine, where the healer sees it as missing and rebuilds it in place.
 """
 
 from __future__ import annotations

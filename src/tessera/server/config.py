@@ -202,6 +202,8 @@ class StorageConfig(_Section):
     """Seconds between the starts of two scrub passes."""
     heal_interval: float = Field(default=3600.0, gt=0)
     """Seconds between two full healing passes (read repair runs continuously)."""
+    heal_rate: Size = Field(default=0, ge=0)
+    """Bytes per second the healer may rebuild (per gateway); 0: as fast as it can."""
     min_free: Size = Field(default=64 * MiB, ge=0)
     """Bytes kept free on every disk: a write that would go below answers
     InsufficientStorage, so deletes and metadata commits still have room."""

@@ -434,7 +434,7 @@ async def _start(
     stack.push_async_callback(service.close)
     if watcher is not None:
         stack.push_async_callback(watcher.close)  # after the service: volumes use its pool
-    healer = Healer(meta, data)
+    healer = Healer(meta, data, rate=cfg.storage.heal_rate)
     tasks = [
         asyncio.create_task(
             GarbageCollector(meta, data, grace=cfg.storage.gc_grace).run(
@@ -450,6 +450,7 @@ async def _start(
             data.volumes, rate=cfg.storage.scrub_rate, interval=cfg.storage.scrub_interval
         )
         tasks.append(asyncio.create_task(scrubber.run(), name="scrubber"))
+    if mode == "serve":
         tasks.append(asyncio.create_task(_empty_trash(data), name="trash"))
     if watcher is not None:
         tasks.append(asyncio.create_task(watcher.run(), name="cluster-map"))

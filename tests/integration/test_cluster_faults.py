@@ -129,6 +129,9 @@ def test_kill_two_then_three_then_heal(cluster: Cluster, policy: str) -> None:
             s3.put_object(Bucket="faults", Key="new", Body=os.urandom(2 * SEG), StorageClass=sc)
         assert info.value.response["Error"]["Code"] == "ServiceUnavailable"
         assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert (
+            "needs 5 disk(s) on up servers, 4 available" in info.value.response["Error"]["Message"]
+        )
         listed = s3.list_objects_v2(Bucket="faults").get("Contents", [])
         assert "new" not in {o["Key"] for o in listed}
 

@@ -101,9 +101,12 @@ async def store_fragments(
     await asyncio.gather(*(slot(i) for i in range(width)))
     if len(outcome.refs) < quorum:
         detail = f"{len(outcome.refs)} of {width} fragment(s) stored, {quorum} needed"
+        why = "; ".join(f"{d}: {c}" for d, c in sorted(outcome.causes.items()))
         if outcome.causes and set(outcome.causes) <= outcome.full:
-            raise StorageFull(f"no room for the data ({detail})", causes=outcome.causes)
-        raise Unavailable(f"write quorum not reached: {detail}", outcome.causes)
+            raise StorageFull(f"no room for the data ({detail}; {why})", causes=outcome.causes)
+        raise Unavailable(
+            f"write quorum not reached: {detail}" + (f" ({why})" if why else ""), outcome.causes
+        )
     return outcome
 
 

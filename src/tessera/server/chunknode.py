@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import secrets
 import signal
@@ -125,6 +126,13 @@ async def run_chunkserver(cfg: Config, *, on_ready: Callable[[str], None] | None
     if not cfg.meta.url:
         raise NodeError("a chunk server needs the cluster's metadata database: set --meta URL")
     disks = [Path(p) for p in cfg.disk_dirs]
+    host = cfg.server.address[0]
+    if not cfg.cluster.secret and not _loopback(host):
+        raise NodeError(
+            f"refusing to serve blocks on {host} without a cluster key: anyone who can "
+            "reach the port could read and delete data. Set TESSERA_CLUSTER_SECRET (the "
+            "same on every gateway and chunk server) or listen on 127.0.0.1"
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -209,6 +217,13 @@ async def run_chunkserver(cfg: Config, *, on_ready: Callable[[str], None] | None
             lock.release()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

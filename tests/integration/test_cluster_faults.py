@@ -270,3 +270,19 @@ def test_full_server_is_skipped(cluster: Cluster, policy: str) -> None:
     _check_reads(s3, "full", objects)
     verify = _admin_cli(cluster, "verify")
     assert verify.returncode == 0, verify.stdout
+
+
+def test_a_server_gone_for_good_is_healed_around(cluster: Cluster) -> None:
+    cluster.env["TESSERA_CLUSTER_DOWN_OUT"] = "3"
+    cluster.start(7)
+    s3 = _client(cluster)
+    s3.create_bucket(Bucket="gone")
+    objects = _put_many(s3, "gone", "STANDARD", n=3, seed=5)
+    victim = max(range(7), key=lambda i: len(cluster.servers[i].blocks()))
+    cluster.kill(victim)
+    time.sleep(4)  # past down_out: its fragments count as lost
+    result = _admin_cli(cluster, "heal", "run", "--json")
+    assert result.returncode == 0, result.stderr
+    verify = _admin_cli(cluster, "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    _check_reads(s3, "gone", objects)

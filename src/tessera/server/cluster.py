@@ -10,7 +10,11 @@
 * a **draining** server's disks get weight 0: no new fragments, reads as usual,
   the healer moves its fragments elsewhere;
 * a **removed** server is left out entirely: its fragments count as gone and the
-  healer rebuilds them on other disks.
+  healer rebuilds them on other disks;
+* a server silent for more than ``down_out`` seconds is treated as removed until
+  it heartbeats again (a machine that died for good is healed around without an
+  operator; one that comes back finds its old fragments unreferenced, and the
+  garbage collector deletes them after the grace delay).
 
 If the metadata store cannot be read, the last map stays in force (a gateway
 keeps serving through a database blip) and the error is logged.
@@ -33,13 +37,14 @@ log = logging.getLogger(__name__)
 
 
 def build_topology(
-    servers: list[ServerInfo], now: float, timeout: float
+    servers: list[ServerInfo], now: float, timeout: float, down_out: float | None = None
 ) -> tuple[Topology, dict[str, str]]:
-    """The topology of the ``servers`` not removed, and each disk's server URL."""
+    """The topology of the ``servers`` not removed (nor silent for more than
+    ``down_out`` seconds), and each disk's server URL."""
     zones: dict[str, list[Server]] = {}
     urls: dict[str, str] = {}
     for s in servers:
-        if s.state == "removed":
+        if s.state == "removed" or (down_out is not None and now - s.heartbeat > down_out):
             continue
         weight_of = 0.0 if s.state == "draining" else None
         disks = tuple(Disk(d.id, d.weight if weight_of is None else weight_of) for d in s.disks)
@@ -61,6 +66,7 @@ class ClusterWatcher:
         secret: str = "",
         interval: float = 2.0,
         timeout: float = 10.0,
+        down_out: float | None = None,
         clock: Clock | None = None,
         read_timeout: float = 30.0,
     ) -> None:
@@ -69,6 +75,7 @@ class ClusterWatcher:
         self.secret = secret
         self.interval = interval
         self.timeout = timeout
+        self.down_out = down_out
         self.clock = clock or SystemClock()
         self.read_timeout = read_timeout
         self.pool = ClientPool()
@@ -90,7 +97,7 @@ class ClusterWatcher:
     async def refresh(self) -> Topology:
         """Read the map once and apply it; returns the new topology."""
         servers = await self.meta.list_servers()
-        topo, urls = build_topology(servers, self.clock.now(), self.timeout)
+        topo, urls = build_topology(servers, self.clock.now(), self.timeout, self.down_out)
         volumes: dict[str, Volume] = {d: self._volume(u, d) for d, u in urls.items()}
         before = {(s.id, s.up) for s in self.store.topology.servers()}
         self.store.update_cluster(topo, volumes)

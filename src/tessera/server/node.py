@@ -402,6 +402,7 @@ async def _start(
                 secret=cfg.cluster.secret,
                 interval=cfg.cluster.heartbeat_interval,
                 timeout=cfg.cluster.heartbeat_timeout,
+                down_out=cfg.cluster.down_out,
             )
             stores.push_async_callback(watcher.close)
             await watcher.refresh()

@@ -21,6 +21,7 @@ import contextlib
 import http.client
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -286,3 +287,18 @@ def test_a_server_gone_for_good_is_healed_around(cluster: Cluster) -> None:
     verify = _admin_cli(cluster, "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     _check_reads(s3, "gone", objects)
+
+
+def test_a_hung_server_is_read_around(cluster: Cluster) -> None:
+    cluster.env["TESSERA_CLUSTER_IO_TIMEOUT"] = "1"
+    cluster.start(6)
+    s3 = _client(cluster)
+    s3.create_bucket(Bucket="hung")
+    objects = _put_many(s3, "hung", "STANDARD", n=2, seed=8)
+    proc = cluster.servers[2].proc
+    assert proc is not None
+    proc.send_signal(signal.SIGSTOP)  # alive, accepts connections, answers nothing
+    try:
+        _check_reads(s3, "hung", objects)
+    finally:
+        proc.send_signal(signal.SIGCONT)

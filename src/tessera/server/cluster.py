@@ -91,6 +91,7 @@ class ClusterWatcher:
                 session=self.pool,
                 secret=self.secret or None,
                 read_timeout=self.read_timeout,
+                connect_timeout=min(2.0, self.read_timeout / 5),
             )
         return vol
 

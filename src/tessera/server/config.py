@@ -284,6 +284,9 @@ class ClusterConfig(_Section):
     heartbeat_timeout: float = Field(default=10.0, gt=0, le=86400)
     """A chunk server silent this long is treated as down: no new fragments go to
     it and reads try it last."""
+    io_timeout: float = Field(default=10.0, gt=0, le=3600)
+    """Seconds a gateway waits for a chunk server to send the next bytes (or to
+    accept a connection: a fifth of it) before trying other fragments."""
     down_out: float = Field(default=900.0, gt=0)
     """A chunk server silent this long is treated as removed: the healer rebuilds
     its fragments elsewhere (when there is a disk to put them on)."""

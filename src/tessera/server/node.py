@@ -403,6 +403,7 @@ async def _start(
                 interval=cfg.cluster.heartbeat_interval,
                 timeout=cfg.cluster.heartbeat_timeout,
                 down_out=cfg.cluster.down_out,
+                read_timeout=cfg.cluster.io_timeout,
             )
             stores.push_async_callback(watcher.close)
             await watcher.refresh()

@@ -10,14 +10,7 @@ the live schema, and listings are index seeks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import pwd
 import random
-import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
@@ -27,6 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+import pgserver
 from tessera.common.clock import FakeClock
 from tessera.meta.sql import SqlMetadataStore
 from tessera.meta.sql.migrate import SchemaOutOfDate
@@ -57,7 +51,6 @@ from tessera.model.records import (
     Upload,
 )
 
-PG_BIN = Path(os.environ.get("TESSERA_PG_BIN", "/usr/lib/postgresql/15/bin"))
 T0 = 1_700_000_000.0
 ORDER_KEYS = [
     "a",
@@ -81,43 +74,14 @@ ORDER_KEYS = [
 
 
 # -- PostgreSQL server (one per session) ---------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """URL of a throwaway PostgreSQL server (fsync off: it holds test data only)."""
-    if not (PG_BIN / "initdb").exists() or not (PG_BIN / "pg_ctl").exists():
-        pytest.skip(f"PostgreSQL binaries not found in {PG_BIN}")
-    base = Path(tempfile.mkdtemp(prefix="tessera-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        try:
-            user = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user for initdb")
-        os.chown(base, user.pw_uid, user.pw_gid)
-        prefix = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
-    data, port = base / "data", _free_port()
-
-    def run(*args: str) -> None:
-        subprocess.run([*prefix, *args], check=True, capture_output=True, timeout=60)
-
-    run(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "tessera",
-        "-E", "UTF8", "--locale=C", "--no-sync")  # fmt: skip
-    options = f"-h 127.0.0.1 -p {port} -k '' -c fsync=off -c full_page_writes=off"
-    run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-o", options,
-        "-w", "start")  # fmt: skip
     try:
-        yield f"postgresql+psycopg://tessera@127.0.0.1:{port}/postgres"
-    finally:
-        with contextlib.suppress(Exception):
-            run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(base, ignore_errors=True)
+        with pgserver.postgres() as url:
+            yield url
+    except pgserver.Unavailable as e:
+        pytest.skip(str(e))
 
 
 def _pg_schema_url(pg_url: str) -> str:

@@ -1,5 +1,6 @@
 """Real clusters on 127.0.0.1: chunk server and gateway processes sharing one
-SQLite metadata file, for fault tests (kill, restart, corrupt, fill).
+metadata database (a SQLite file unless ``Cluster.meta`` names another URL),
+for fault tests (kill, restart, corrupt, fill).
 
 Heartbeats are fast here (every 0.2 s, down after 1.5 s) so a killed server is
 noticed within seconds; everything else is the production code path.
@@ -8,6 +9,7 @@ noticed within seconds; everything else is the production code path.
 from __future__ import annotations
 
 import json
+import random
 import re
 import signal
 import subprocess
@@ -75,11 +77,15 @@ class Cluster:
     root: Path
     servers: list[ChunkServer] = field(default_factory=list)
     gateway: harness.Server | None = None
+    gateways: list[harness.Server] = field(default_factory=list)
+    """Every gateway started (``gateway`` is the latest); all stopped by ``stop``."""
     env: dict[str, str] = field(default_factory=dict)
+    meta: str = ""
+    """The metadata URL; empty means a SQLite file under ``root``."""
 
     @property
     def meta_url(self) -> str:
-        return f"sqlite:///{self.root / 'meta.db'}"
+        return self.meta or f"sqlite:///{self.root / 'meta.db'}"
 
     def _env(self) -> dict[str, str]:
         return {**FAST, **self.env}
@@ -123,7 +129,9 @@ class Cluster:
             {**self._env(), **(env or {})},
         )
 
-    def start_gateway(self) -> harness.Server:
+    def start_gateway(self, name: str = "gateway") -> harness.Server:
+        """Spawn a gateway whose data directory (its LOCK file) is ``root/name``;
+        it becomes ``self.gateway``."""
         env = {
             **self._env(),
             "TESSERA_ROOT_ACCESS_KEY": harness.ROOT_KEYS[0],
@@ -137,7 +145,7 @@ class Cluster:
                 "--listen",
                 "127.0.0.1:0",
                 "--data",
-                str(self.root / "gateway"),
+                str(self.root / name),
             ],
             self.root / "logs",
             env,
@@ -146,7 +154,7 @@ class Cluster:
         m = harness.wait_for_output(proc, out, err, harness.READY_RE)
         self.gateway = harness.Server(
             proc=proc,
-            data_dir=self.root / "gateway",
+            data_dir=self.root / name,
             scheme=m.group(1),
             host=m.group(2),
             port=int(m.group(3)),
@@ -157,6 +165,7 @@ class Cluster:
             stderr_path=err,
             startup_seconds=time.monotonic() - started,
         )
+        self.gateways.append(self.gateway)
         return self.gateway
 
     def start(self, n: int = 6) -> harness.Server:
@@ -167,24 +176,28 @@ class Cluster:
         self.wait_for_servers(n)
         return gateway
 
-    def admin(self, method: str, path: str) -> Any:
-        """A signed admin request to the gateway; the decoded JSON answer."""
-        assert self.gateway is not None
-        url = f"{self.gateway.endpoint}/_tessera/v1/admin/{path}"
+    def admin(self, method: str, path: str, gateway: harness.Server | None = None) -> Any:
+        """A signed admin request to ``gateway`` (default: ``self.gateway``); the
+        decoded JSON answer."""
+        gateway = gateway or self.gateway
+        assert gateway is not None
+        url = f"{gateway.endpoint}/_tessera/v1/admin/{path}"
         headers = sign_headers(method, url, {}, access_key=ROOT[0], secret=ROOT[1])
         headers.pop("host")
         req = urllib.request.Request(url, method=method, headers=headers)
         with urllib.request.urlopen(req, timeout=300) as resp:
             return json.loads(resp.read())
 
-    def wait_for_servers(self, n: int, up: bool = True) -> None:
-        """Until the gateway's cluster map has ``n`` servers whose heartbeat is fresh
-        (``up``) or ``n`` silent ones (not ``up``)."""
+    def wait_for_servers(
+        self, n: int, up: bool = True, gateway: harness.Server | None = None
+    ) -> None:
+        """Until the gateway's (default: ``self.gateway``) cluster map has ``n``
+        servers whose heartbeat is fresh (``up``) or ``n`` silent ones (not ``up``)."""
         import time as _t
 
         def ok() -> bool:
             now = _t.time()
-            servers = self.admin("GET", "servers")
+            servers = self.admin("GET", "servers", gateway)
             fresh = [s for s in servers if now - s["heartbeat"] <= 1.5]
             return len(fresh if up else [s for s in servers if s not in fresh]) >= n
 
@@ -197,8 +210,8 @@ class Cluster:
             harness.stop_process(proc, sig)
 
     def stop(self) -> None:
-        if self.gateway is not None:
-            self.gateway.stop()
+        for gateway in {id(g): g for g in [*self.gateways, self.gateway] if g}.values():
+            gateway.stop()
         for cs in self.servers:
             if cs.proc is not None:
                 harness.stop_process(cs.proc)
@@ -211,3 +224,50 @@ def wait_until(what: str, predicate: Callable[[], bool], timeout: float = 20.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+def put_many(
+    s3: Any,
+    bucket: str,
+    *,
+    n: int = 4,
+    seed: int = 1,
+    sizes: tuple[int, int] = (1 << 19, 3 << 20),
+    storage_class: str = "STANDARD",
+) -> dict[str, bytes]:
+    """PUT ``n`` random objects of random sizes in ``sizes`` (keys ``obj<seed>-<i>``)."""
+    rng = random.Random(seed)
+    objects = {f"obj{seed}-{i}": rng.randbytes(rng.randint(*sizes)) for i in range(n)}
+    for key, data in objects.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=data, StorageClass=storage_class)
+    return objects
+
+
+def check_reads(s3: Any, bucket: str, objects: dict[str, bytes], seed: int = 2) -> None:
+    """Every object reads byte-exact, whole and in four random ranges each."""
+    rng = random.Random(seed)
+    for key, data in objects.items():
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data, key
+        for _ in range(4):
+            a = rng.randrange(len(data))
+            b = rng.randrange(a, len(data))
+            got = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={a}-{b}")["Body"].read()
+            assert got == data[a : b + 1], (key, a, b)
+
+
+def admin_cli(gateway: harness.Server, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``tessera admin ARGS`` against ``gateway`` with the root keys."""
+    env = harness.child_env(
+        {
+            "TESSERA_ENDPOINT": gateway.endpoint,
+            "TESSERA_ROOT_ACCESS_KEY": harness.ROOT_KEYS[0],
+            "TESSERA_ROOT_SECRET_KEY": harness.ROOT_KEYS[1],
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "tessera.cli.main", "admin", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

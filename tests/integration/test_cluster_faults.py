@@ -20,10 +20,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +31,7 @@ from typing import Any
 import harness
 import pytest
 from botocore.exceptions import ClientError
-from cluster import Cluster, wait_until
+from cluster import Cluster, admin_cli, check_reads, put_many, wait_until
 
 SEG = 1 << 20
 POLICIES = {"ec": "STANDARD", "rep": "REDUCED_REDUNDANCY"}
@@ -60,27 +58,6 @@ def _client(c: Cluster) -> Any:
     return harness.boto3_client(c.gateway)
 
 
-def _put_many(s3: Any, bucket: str, sc: str, n: int = 4, seed: int = 1) -> dict[str, bytes]:
-    rng = random.Random(seed)
-    objects = {
-        f"obj{seed}-{i}": rng.randbytes(rng.randint(SEG // 2, 3 * SEG + 7)) for i in range(n)
-    }
-    for key, data in objects.items():
-        s3.put_object(Bucket=bucket, Key=key, Body=data, StorageClass=sc)
-    return objects
-
-
-def _check_reads(s3: Any, bucket: str, objects: dict[str, bytes], seed: int = 2) -> None:
-    rng = random.Random(seed)
-    for key, data in objects.items():
-        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data, key
-        for _ in range(4):
-            a = rng.randrange(len(data))
-            b = rng.randrange(a, len(data))
-            got = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={a}-{b}")["Body"].read()
-            assert got == data[a : b + 1], (key, a, b)
-
-
 def _read_or_fail(s3: Any, bucket: str, key: str, data: bytes) -> bool:
     """True if the object read right; False if the read failed. Never wrong bytes."""
     try:
@@ -95,20 +72,7 @@ def _read_or_fail(s3: Any, bucket: str, key: str, data: bytes) -> bool:
 
 def _admin_cli(c: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
     assert c.gateway is not None
-    env = harness.child_env(
-        {
-            "TESSERA_ENDPOINT": c.gateway.endpoint,
-            "TESSERA_ROOT_ACCESS_KEY": harness.ROOT_KEYS[0],
-            "TESSERA_ROOT_SECRET_KEY": harness.ROOT_KEYS[1],
-        }
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "tessera.cli.main", "admin", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return admin_cli(c.gateway, *args)
 
 
 @pytest.mark.parametrize("policy", ["ec", "rep"])
@@ -117,14 +81,14 @@ def test_kill_two_then_three_then_heal(cluster: Cluster, policy: str) -> None:
     s3 = _client(cluster)
     s3.create_bucket(Bucket="faults")
     sc = POLICIES[policy]
-    objects = _put_many(s3, "faults", sc)
+    objects = put_many(s3, "faults", storage_class=sc)
 
     cluster.kill(1)
     cluster.kill(4)
-    _check_reads(s3, "faults", objects)  # at once, before the gateway notices
+    check_reads(s3, "faults", objects)  # at once, before the gateway notices
     cluster.wait_for_servers(2, up=False)
-    _check_reads(s3, "faults", objects)
-    more = _put_many(s3, "faults", sc, n=2, seed=3) if policy == "rep" else {}
+    check_reads(s3, "faults", objects)
+    more = put_many(s3, "faults", storage_class=sc, n=2, seed=3) if policy == "rep" else {}
     if policy == "ec":  # 4 servers up, k+1 = 5 needed
         with pytest.raises(ClientError) as info:
             s3.put_object(Bucket="faults", Key="new", Body=os.urandom(2 * SEG), StorageClass=sc)
@@ -144,7 +108,7 @@ def test_kill_two_then_three_then_heal(cluster: Cluster, policy: str) -> None:
 
     cluster.start_chunkservers([1, 2, 4])
     cluster.wait_for_servers(6)
-    _check_reads(s3, "faults", {**objects, **more})
+    check_reads(s3, "faults", {**objects, **more})
     result = _admin_cli(cluster, "heal", "run", "--json")
     assert result.returncode == 0, result.stderr
     verify = _admin_cli(cluster, "verify")
@@ -157,13 +121,15 @@ def test_flipped_bytes_are_read_around_scrubbed_and_healed(cluster: Cluster, pol
     cluster.start(6)
     s3 = _client(cluster)
     s3.create_bucket(Bucket="rot")
-    objects = _put_many(s3, "rot", POLICIES[policy], n=2)
+    objects = put_many(
+        s3, "rot", storage_class=POLICIES[policy], n=2, sizes=(SEG // 2, 3 * SEG + 7)
+    )
     victims = cluster.servers[0].blocks() + cluster.servers[3].blocks()
     for path in victims:
         raw = bytearray(path.read_bytes())
         raw[len(raw) // 4] ^= 0xFF
         path.write_bytes(raw)
-    _check_reads(s3, "rot", objects)
+    check_reads(s3, "rot", objects)
     # the scrubber of a restarted server (fast schedule) quarantines the rotten blocks
     cluster.kill(0)
     cluster.start_chunkserver(
@@ -177,7 +143,7 @@ def test_flipped_bytes_are_read_around_scrubbed_and_healed(cluster: Cluster, pol
     assert _admin_cli(cluster, "heal", "run").returncode == 0
     verify = _admin_cli(cluster, "verify", "--deep")
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    _check_reads(s3, "rot", objects)
+    check_reads(s3, "rot", objects)
 
 
 @pytest.mark.parametrize(
@@ -266,9 +232,11 @@ def test_full_server_is_skipped(cluster: Cluster, policy: str) -> None:
     cluster.wait_for_servers(7)
     s3 = _client(cluster)
     s3.create_bucket(Bucket="full")
-    objects = _put_many(s3, "full", POLICIES[policy], n=6, seed=9)
+    objects = put_many(
+        s3, "full", storage_class=POLICIES[policy], n=6, seed=9, sizes=(SEG // 2, 3 * SEG + 7)
+    )
     assert cluster.servers[6].blocks() == []
-    _check_reads(s3, "full", objects)
+    check_reads(s3, "full", objects)
     verify = _admin_cli(cluster, "verify")
     assert verify.returncode == 0, verify.stdout
 
@@ -278,7 +246,9 @@ def test_a_server_gone_for_good_is_healed_around(cluster: Cluster) -> None:
     cluster.start(7)
     s3 = _client(cluster)
     s3.create_bucket(Bucket="gone")
-    objects = _put_many(s3, "gone", "STANDARD", n=3, seed=5)
+    objects = put_many(
+        s3, "gone", storage_class="STANDARD", n=3, seed=5, sizes=(SEG // 2, 3 * SEG + 7)
+    )
     victim = max(range(7), key=lambda i: len(cluster.servers[i].blocks()))
     cluster.kill(victim)
     time.sleep(4)  # past down_out: its fragments count as lost
@@ -286,7 +256,7 @@ def test_a_server_gone_for_good_is_healed_around(cluster: Cluster) -> None:
     assert result.returncode == 0, result.stderr
     verify = _admin_cli(cluster, "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    _check_reads(s3, "gone", objects)
+    check_reads(s3, "gone", objects)
 
 
 def test_a_hung_server_is_read_around(cluster: Cluster) -> None:
@@ -294,11 +264,13 @@ def test_a_hung_server_is_read_around(cluster: Cluster) -> None:
     cluster.start(6)
     s3 = _client(cluster)
     s3.create_bucket(Bucket="hung")
-    objects = _put_many(s3, "hung", "STANDARD", n=2, seed=8)
+    objects = put_many(
+        s3, "hung", storage_class="STANDARD", n=2, seed=8, sizes=(SEG // 2, 3 * SEG + 7)
+    )
     proc = cluster.servers[2].proc
     assert proc is not None
     proc.send_signal(signal.SIGSTOP)  # alive, accepts connections, answers nothing
     try:
-        _check_reads(s3, "hung", objects)
+        check_reads(s3, "hung", objects)
     finally:
         proc.send_signal(signal.SIGCONT)

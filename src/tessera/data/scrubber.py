@@ -254,12 +254,16 @@ class Scrubber:
         except Exception:
             log.exception("scrubber: on_corrupt(%s, %s) failed", vid, name)
 
-    async def run(self) -> None:
-        """Scrub forever: a pass every ``interval`` seconds, start to start.
+    async def run(self, first_delay: float = 0.0) -> None:
+        """Scrub forever: a pass every ``interval`` seconds, start to start, the
+        first after ``first_delay`` seconds (so a restart does not start re-reading
+        every disk at once).
 
         Never returns; cancel the task to stop it (a pass in progress stops at its
         next await, leaving nothing half done: blocks are checked by the volume).
         """
+        if first_delay > 0:
+            await self._sleep(first_delay)
         while True:
             started = self._clock()
             try:

@@ -46,6 +46,7 @@ from tessera.meta.store import MetadataStore
 from tessera.model.cluster import DiskInfo, ServerInfo
 from tessera.server.config import Config
 from tessera.server.node import (
+    FIRST_SCRUB,
     LOCK_FILE,
     MAX_HEADER_SIZE,
     DataDirLock,
@@ -199,7 +200,11 @@ async def run_chunkserver(cfg: Config, *, on_ready: Callable[[str], None] | None
                     rate=cfg.storage.scrub_rate,
                     interval=cfg.storage.scrub_interval,
                 )
-                tasks.append(asyncio.create_task(scrubber.run(), name="scrubber"))
+                tasks.append(
+                    asyncio.create_task(
+                        scrubber.run(min(cfg.storage.scrub_interval, FIRST_SCRUB)), name="scrubber"
+                    )
+                )
             for t in tasks:
                 stack.push_async_callback(_cancel, t)
             print(

@@ -85,6 +85,9 @@ __all__ = [
     "tune_malloc",
 ]
 
+FIRST_SCRUB = 3600.0
+"""Seconds after start-up before the first scrub pass (at most one interval)."""
+
 log = logging.getLogger("tessera.server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -451,7 +454,11 @@ async def _start(
         scrubber = Scrubber(
             data.volumes, rate=cfg.storage.scrub_rate, interval=cfg.storage.scrub_interval
         )
-        tasks.append(asyncio.create_task(scrubber.run(), name="scrubber"))
+        tasks.append(
+            asyncio.create_task(
+                scrubber.run(min(cfg.storage.scrub_interval, FIRST_SCRUB)), name="scrubber"
+            )
+        )
     if mode == "serve":
         tasks.append(asyncio.create_task(_empty_trash(data), name="trash"))
     if watcher is not None:

@@ -1,0 +1,73 @@
+"""Delimiter listings read few rows beneath each common prefix (a real SQLite
+store): the cost of a page of common prefixes must not grow with the number of
+keys under each prefix."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tessera.common.streams import from_bytes
+from tessera.core.requests import ListRequest, Principal, PutRequest, VersionListRequest
+from tessera.core.service import ObjectService
+from tessera.data.store import SegmentStore
+from tessera.data.volume import LocalVolume
+from tessera.meta.sql import SqlMetadataStore
+
+ROOT = Principal("root")
+
+
+class CountingStore(SqlMetadataStore):
+    rows = 0
+
+    async def list_latest(self, *a: object, **kw: object):  # type: ignore[no-untyped-def, override]
+        out = await super().list_latest(*a, **kw)  # type: ignore[arg-type]
+        self.rows += len(out)
+        return out
+
+    async def list_versions(self, *a: object, **kw: object):  # type: ignore[no-untyped-def, override]
+        out = await super().list_versions(*a, **kw)  # type: ignore[arg-type]
+        self.rows += len(out)
+        return out
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[tuple[ObjectService, CountingStore]]:
+    meta = await CountingStore.connect(f"sqlite:///{tmp_path / 'meta.db'}", migrate=True)
+    assert isinstance(meta, CountingStore)
+    svc = ObjectService(meta, SegmentStore([LocalVolume(tmp_path / "d0", "d0")]))
+    await svc.ensure_account("root", "root", [("AKROOT00000000000001", "secret" * 7)])
+    await svc.create_bucket(ROOT, "bkt")
+    for p in range(30):
+        for k in range(60):
+            await svc.put_object(ROOT, PutRequest("bkt", f"p{p:02}/k{k:02}", from_bytes(b"x")))
+    await svc.put_object(ROOT, PutRequest("bkt", "top", from_bytes(b"x")))
+    yield svc, meta
+    await svc.close()
+
+
+async def test_delimiter_pages_skip_the_keys_beneath(
+    service: tuple[ObjectService, CountingStore],
+) -> None:
+    svc, meta = service
+    seen: list[str] = []
+    after = ""
+    while True:
+        meta.rows = 0
+        page = await svc.list_objects(ROOT, ListRequest("bkt", "", "/", after, max_keys=7))
+        assert meta.rows <= 7 * 4 + 60  # a few rows per entry, not the 60 keys of each
+        seen += page.common_prefixes + [o.key for o in page.objects]
+        if not page.truncated:
+            break
+        after = page.next_after
+    assert seen == [f"p{p:02}/" for p in range(30)] + ["top"]
+    meta.rows = 0
+    page = await svc.list_objects(ROOT, ListRequest("bkt", "", "/", "", max_keys=1000))
+    assert len(page.common_prefixes) == 30 and [o.key for o in page.objects] == ["top"]
+    assert meta.rows < 30 * 6  # ~4 rows per prefix, not 60
+    meta.rows = 0
+    vpage = await svc.list_versions(ROOT, VersionListRequest("bkt", "", "/", max_keys=1000))
+    assert len(vpage.common_prefixes) == 30 and len(vpage.versions) == 1
+    assert meta.rows < 30 * 6

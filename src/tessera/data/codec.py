@@ -136,8 +136,17 @@ class Kernel(Protocol):
 
     name: str
 
-    def apply(self, rows: Matrix, sources: Sequence[bytes], length: int) -> list[bytes]:
-        """Return ``[XOR_j rows[r][j] * sources[j] for r]``; each source has ``length`` bytes."""
+    def apply(
+        self,
+        rows: Matrix,
+        sources: Sequence[bytes],
+        length: int,
+        outs: Sequence[bytearray] | None = None,
+    ) -> list[bytes]:
+        """Return ``[XOR_j rows[r][j] * sources[j] for r]``; each source has ``length``
+        bytes. With ``outs`` (one writable buffer of ``length`` bytes per row) the
+        results are written there and ``outs`` is returned: callers that reuse
+        buffers avoid touching fresh memory (~0.8 GB/s on these machines)."""
         ...
 
 
@@ -146,9 +155,15 @@ class PythonKernel:
 
     name = "python"
 
-    def apply(self, rows: Matrix, sources: Sequence[bytes], length: int) -> list[bytes]:
+    def apply(
+        self,
+        rows: Matrix,
+        sources: Sequence[bytes],
+        length: int,
+        outs: Sequence[bytearray] | None = None,
+    ) -> list[bytes]:
         """See :meth:`Kernel.apply`."""
-        out = []
+        out: list[bytes] = []
         for row in rows:
             acc = 0
             for coeff, src in zip(row, sources, strict=True):
@@ -157,6 +172,10 @@ class PythonKernel:
                 elif coeff:
                     acc ^= int.from_bytes(bytes(src).translate(_mul_table(coeff)), "little")
             out.append(acc.to_bytes(length, "little"))
+        if outs is not None:
+            for buf, value in zip(outs, out, strict=True):
+                buf[:length] = value
+            return list(outs)  # type: ignore[arg-type]
         return out
 
 
@@ -183,18 +202,27 @@ class IsalKernel:
         self._init(k, len(rows), bytes(v for row in rows for v in row), tables)
         return tables.raw
 
-    def apply(self, rows: Matrix, sources: Sequence[bytes], length: int) -> list[bytes]:
+    def apply(
+        self,
+        rows: Matrix,
+        sources: Sequence[bytes],
+        length: int,
+        outs: Sequence[bytearray] | None = None,
+    ) -> list[bytes]:
         """See :meth:`Kernel.apply`."""
         if length == 0 or not rows:
             return [b""] * len(rows)
         tables = self._tables(tuple(tuple(r) for r in rows))
-        outs = [bytearray(length) for _ in rows]
+        if outs is None:
+            outs = [bytearray(length) for _ in rows]
+        if len(outs) != len(rows) or any(len(o) < length for o in outs):
+            raise InvalidArgument("output buffers do not match the rows")
         keep: list[object] = []  # the buffers behind the raw pointers, alive until the call ends
         src_ptrs = (ctypes.c_void_p * len(sources))(*(_address(b, keep) for b in sources))
         out_ptrs = (ctypes.c_void_p * len(outs))(*(_address(o, keep) for o in outs))
         self._encode(length, len(sources), len(rows), tables, src_ptrs, out_ptrs)
         del keep
-        return [bytes(o) for o in outs]
+        return list(outs)  # type: ignore[arg-type]  # bytearrays: no copy of fresh pages
 
 
 def _address(buf: bytes | bytearray | memoryview, keep: list[object]) -> int | None:
@@ -266,19 +294,26 @@ def fragment_size(size: int, k: int) -> int:
 
 
 def encode(
-    segment: bytes | bytearray | memoryview, k: int, m: int, kernel: Kernel | None = None
+    segment: bytes | bytearray | memoryview,
+    k: int,
+    m: int,
+    kernel: Kernel | None = None,
+    parity: Sequence[bytearray] | None = None,
 ) -> list[bytes | memoryview]:
     """Return ``k + m`` fragments of :func:`fragment_size` bytes; the first ``k`` are data.
 
     Data fragments that need no padding are *views* of ``segment`` (no copy): the
-    caller keeps ``segment`` alive and unchanged while it uses them."""
+    caller keeps ``segment`` alive and unchanged while it uses them. ``parity``
+    (``m`` buffers of at least the fragment size) receives the parity fragments,
+    which are then views of those buffers."""
     _check_km(k, m)
     n = fragment_size(len(segment), k)
     view = memoryview(segment).cast("B")
     pieces: list[bytes | memoryview] = [view[i * n : (i + 1) * n] for i in range(k)]
     pieces = [p if len(p) == n else bytes(p) + bytes(n - len(p)) for p in pieces]  # padding
-    parity = (kernel or DEFAULT).apply(cauchy_matrix(k, m)[k:], pieces, n)  # type: ignore[arg-type]
-    return [*pieces, *parity]
+    outs = None if parity is None else [memoryview(b)[:n] for b in parity]
+    out = (kernel or DEFAULT).apply(cauchy_matrix(k, m)[k:], pieces, n, outs)  # type: ignore[arg-type]
+    return [*pieces, *out]
 
 
 def _sources(fragments: Mapping[int, bytes], k: int, m: int) -> tuple[list[int], int]:

@@ -135,6 +135,7 @@ class SegmentStore:
         self.kernel = kernel or codec.DEFAULT
         self._avoid_until: dict[str, float] = {}
         self._pool = BufferPool(segment_size, keep=2 * (write_concurrency + 1))
+        self._parity_pools: dict[int, BufferPool] = {}
         self.repairs: dict[tuple[str, str], BrokenFragment] = {}
         """Broken fragments found by reads, by ``(volume, block)``, for the healer."""
         self.reader = SegmentReader(
@@ -292,21 +293,55 @@ class SegmentStore:
                 {d: "down" for d in sorted(self._down)},
             )
         datas: Sequence[memoryview | bytes]
+        parity: list[bytearray] = []
         if pol.kind == "ec":
+            pool = self._parity_pool(codec.fragment_size(self.segment_size, pol.k))
+            if codec.fragment_size(piece.size, pol.k) <= pool.size:
+                parity = [pool.acquire() for _ in range(pol.m)]
             # Shielded: the thread reads the segment buffer, which must not be
             # released under it if this task is cancelled.
             enc = asyncio.ensure_future(
-                asyncio.to_thread(codec.encode, piece.data, pol.k, pol.m, self.kernel)
+                asyncio.to_thread(
+                    codec.encode, piece.data, pol.k, pol.m, self.kernel, parity or None
+                )
             )
             try:
-                # data fragments are views of the segment buffer: it is released
-                # (by _write_segment) only after the puts finished
+                # Data fragments are views of the segment buffer, parity fragments
+                # views of pooled buffers: both are released only after the puts.
                 datas = await asyncio.shield(enc)
             except asyncio.CancelledError:
                 await asyncio.wait([enc])
+                self._release_parity(parity)
                 raise
         else:
             datas = [piece.data] * pol.fragments
+        try:
+            return await self._put_fragments(digest, piece, pol, datas, order, state)
+        finally:
+            del datas
+            self._release_parity(parity)
+
+    def _parity_pool(self, size: int) -> BufferPool:
+        pool = self._parity_pools.get(size)
+        if pool is None:
+            pool = self._parity_pools[size] = BufferPool(
+                size, keep=4 * (self.write_concurrency + 1)
+            )
+        return pool
+
+    def _release_parity(self, buffers: list[bytearray]) -> None:
+        for buf in buffers:
+            self._parity_pool(len(buf)).release(buf)
+
+    async def _put_fragments(
+        self,
+        digest: str,
+        piece: Piece,
+        pol: Policy,
+        datas: Sequence[memoryview | bytes],
+        order: list[str],
+        state: _WriteState,
+    ) -> Segment:
         outcome = await store_fragments(
             lambda i: fragment_name(digest, pol, i),
             datas,

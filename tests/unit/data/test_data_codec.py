@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import os
 import random
 
 import pytest
@@ -149,3 +150,18 @@ def test_select_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     if ISAL_PATH is not None:
         assert codec.select_kernel("isal").name == "isal"
         assert codec.select_kernel("auto").name == "isal"
+
+
+@pytest.mark.parametrize("name", ["isal", "python"])
+def test_encode_into_given_parity_buffers(name: str) -> None:
+    try:
+        kernel = codec.select_kernel(name)
+    except OSError:
+        pytest.skip("ISA-L not available")
+    segment = bytearray(os.urandom(10_001))
+    want = codec.encode(bytes(segment), 4, 2, kernel)
+    n = codec.fragment_size(len(segment), 4)
+    parity = [bytearray(n + 100), bytearray(n + 100)]  # larger pooled buffers
+    got = codec.encode(segment, 4, 2, kernel, parity)
+    assert [bytes(f) for f in got] == [bytes(f) for f in want]
+    assert all(bytes(parity[i][:n]) == bytes(want[4 + i]) for i in range(2))

@@ -1343,3 +1343,22 @@ async def test_postgres_reconnects(store: SqlMetadataStore, bucket: str, db_url:
     assert killed
     await asyncio.gather(*(store.put_version(ver(f"k{i}", "v2")) for i in range(40)))
     assert len(await store.list_versions(bucket)) == 80
+
+
+# -- leases ---------------------------------------------------------------------------------------
+async def test_leases(store: MetadataStore, clock: FakeClock) -> None:
+    assert await store.acquire_lease("healer", "gw-a", 10)
+    assert not await store.acquire_lease("healer", "gw-b", 10)  # held by a
+    assert await store.acquire_lease("other", "gw-b", 10)  # leases are independent
+    clock.advance(5)
+    assert await store.acquire_lease("healer", "gw-a", 10)  # renewed to T0 + 15
+    clock.advance(9)
+    assert not await store.acquire_lease("healer", "gw-b", 10)
+    clock.advance(2)  # expired
+    assert await store.acquire_lease("healer", "gw-b", 10)
+    assert not await store.acquire_lease("healer", "gw-a", 10)
+
+
+async def test_leases_race(store: MetadataStore) -> None:
+    won = await asyncio.gather(*(store.acquire_lease("gc", f"gw-{i}", 60) for i in range(8)))
+    assert sum(won) == 1

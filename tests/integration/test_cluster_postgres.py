@@ -89,6 +89,9 @@ def test_two_gateways_share_one_postgres_database(cluster: Cluster) -> None:
     assert all(counts), f"ec/k=4,m=2 over 6 servers leaves a server empty: {counts}"
     segments = sum(-(-len(v) // SEG) for v in objects.values())
     assert sum(counts) == 6 * segments, (counts, segments)  # k+m fragments per segment
+    # cluster-wide background work: exactly one of the two gateways holds the lease
+    holders = [gw for gw in cluster.gateways if "lease background taken" in gw.stderr()]
+    assert len(holders) == 1, [gw.data_dir for gw in holders]
 
 
 def test_two_servers_killed_then_healed(cluster: Cluster) -> None:

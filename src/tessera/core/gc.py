@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from tessera.common.clock import Clock, SystemClock
 from tessera.data.contract import DataStore
@@ -121,10 +122,16 @@ class GarbageCollector:
             log.info("volume %s: %d orphan block(s) deleted", vid, deleted)
         return deleted
 
-    async def run(self, interval: float, orphan_interval: float | None = None) -> None:
+    async def run(
+        self,
+        interval: float,
+        orphan_interval: float | None = None,
+        leader: Callable[[], bool] = lambda: True,
+    ) -> None:
         """Collect every ``interval`` seconds until cancelled, and scan for orphans
-        every ``orphan_interval`` seconds (never when None). A failing pass is
-        logged and retried at the next interval."""
+        every ``orphan_interval`` seconds (never when None) while ``leader()`` is
+        true (one process of a cluster: see :mod:`tessera.core.lease`). A failing
+        pass is logged and retried at the next interval."""
         loop = asyncio.get_running_loop()
         next_orphans = loop.time() + (orphan_interval or 0.0)
         while True:
@@ -132,7 +139,7 @@ class GarbageCollector:
                 n = await self.collect()
                 if n:
                     log.info("garbage collection deleted %d blocks", n)
-                if orphan_interval is not None and loop.time() >= next_orphans:
+                if orphan_interval is not None and loop.time() >= next_orphans and leader():
                     next_orphans = loop.time() + orphan_interval
                     await self.collect_orphans()
             except asyncio.CancelledError:

@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -323,17 +324,23 @@ class Healer:
             self.stats.bytes_rebuilt += sum(r.size for r in refs.values())
         return rebuilt
 
-    async def run(self, interval: float, repair_poll: float = 1.0) -> None:
+    async def run(
+        self,
+        interval: float,
+        repair_poll: float = 1.0,
+        leader: Callable[[], bool] = lambda: True,
+    ) -> None:
         """Heal reported fragments every ``repair_poll`` seconds and run a full pass
-        every ``interval`` seconds (the first after one interval), until cancelled.
-        Failures are logged and retried."""
+        every ``interval`` seconds (the first after one interval) while ``leader()``
+        is true (one process of a cluster: :mod:`tessera.core.lease`), until
+        cancelled. Failures are logged and retried."""
         loop = asyncio.get_running_loop()
         next_pass = loop.time() + interval
         while True:
             try:
                 if self.store.repairs:
                     await self.repair_reported()
-                if loop.time() >= next_pass:
+                if loop.time() >= next_pass and leader():
                     st = await self.heal_pass()
                     next_pass = loop.time() + interval
                     if st.fragments_rebuilt or st.lost:

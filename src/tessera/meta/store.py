@@ -296,6 +296,13 @@ class MetadataStore(Protocol):
         ...
 
     # -- manifest scan and repair (healer, rebalancer) ----------------------------------------
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` for ``ttl`` seconds.
+        True when ``holder`` holds it afterwards (it was free, expired, or already
+        held by ``holder``); False while another holder's lease runs. Used so that
+        one gateway of a cluster runs each cluster-wide background job."""
+        ...
+
     async def scan_manifests(self, after: str | None, limit: int) -> list[ManifestRow]:
         """Up to ``limit`` rows holding a non-empty manifest (object versions,
         then upload parts), in one total order, starting after the cursor

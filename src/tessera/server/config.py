@@ -287,6 +287,9 @@ class ClusterConfig(_Section):
     io_timeout: float = Field(default=10.0, gt=0, le=3600)
     """Seconds a gateway waits for a chunk server to send the next bytes (or to
     accept a connection: a fifth of it) before trying other fragments."""
+    lease_ttl: float = Field(default=30.0, gt=0, le=3600)
+    """Seconds a gateway's lease on cluster-wide background work (full healing
+    passes, orphan scans) lasts without renewal; another gateway takes over after."""
     down_out: float = Field(default=900.0, gt=0)
     """A chunk server silent this long is treated as removed: the healer rebuilds
     its fragments elsewhere (when there is a disk to put them on)."""

@@ -45,6 +45,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import ssl
 import sys
 import tomllib
@@ -60,6 +61,7 @@ from tessera import __version__
 from tessera.common.ids import new_access_key_id, new_secret_key
 from tessera.core.gc import GarbageCollector
 from tessera.core.healer import Healer
+from tessera.core.lease import Lease
 from tessera.core.service import CoreOptions, ObjectService
 from tessera.data.scrubber import Scrubber
 from tessera.data.store import SegmentStore
@@ -440,14 +442,25 @@ async def _start(
     if watcher is not None:
         stack.push_async_callback(watcher.close)  # after the service: volumes use its pool
     healer = Healer(meta, data, rate=cfg.storage.heal_rate)
+    # Full healing passes and orphan scans: one process of the cluster at a time.
+    # The holder id is stable across restarts (host and data directory, which the
+    # LOCK file makes unique per process), so a restarted gateway resumes at once.
+    lease = Lease(
+        meta,
+        "background",
+        holder=f"{socket.gethostname()}:{cfg.data_dir}",
+        ttl=cfg.cluster.lease_ttl,
+    )
+    await lease.renew()
     tasks = [
+        asyncio.create_task(lease.run(), name="lease"),
         asyncio.create_task(
             GarbageCollector(meta, data, grace=cfg.storage.gc_grace).run(
-                cfg.storage.gc_interval, cfg.storage.orphan_interval
+                cfg.storage.gc_interval, cfg.storage.orphan_interval, leader=lease
             ),
             name="gc",
         ),
-        asyncio.create_task(healer.run(cfg.storage.heal_interval), name="healer"),
+        asyncio.create_task(healer.run(cfg.storage.heal_interval, leader=lease), name="healer"),
     ]
     scrubber: Scrubber | None = None
     if mode == "serve" and cfg.storage.scrub_rate > 0:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tessera.meta.sql.dialects import dialect_for
-from tessera.meta.sql.schema import servers
+from tessera.meta.sql.schema import leases, servers
 from tessera.meta.sql.transactions import StoreBase
 from tessera.model.cluster import SERVER_STATES, DiskInfo, ServerInfo
 from tessera.model.errors import InvalidArgument, ServerNotFound
@@ -49,6 +49,16 @@ _SET_STATE = (
     .returning(*SERVER_COLUMNS)
 )
 _DELETE = sa.delete(servers).where(_s.id == _ID)
+_l = leases.c
+_LEASE = sa.select(_l.holder, _l.expires).where(_l.name == sa.bindparam("name"))
+_LEASE_INSERT = sa.insert(leases).values(
+    name=sa.bindparam("name"), holder=sa.bindparam("holder"), expires=sa.bindparam("expires")
+)
+_LEASE_TAKE = (
+    sa.update(leases)
+    .where(_l.name == sa.bindparam("name"))
+    .values(holder=sa.bindparam("holder"), expires=sa.bindparam("expires"))
+)
 _REFRESHED = ("url", "zone", "disks", "heartbeat")
 """Columns a re-registration replaces; ``state`` and ``registered`` are kept."""
 
@@ -226,3 +236,28 @@ class ClusterMixin(StoreBase):
 
         if await self._db.write(tx) == 0:
             raise _missing(server_id)
+
+
+class LeasesMixin(StoreBase):
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until now + ``ttl``.
+
+        True when ``holder`` holds it afterwards: it was free, expired, or
+        already ``holder``'s (renewed). False while another holder's lease runs.
+        Atomic: two callers never both get True for the same unexpired lease."""
+        d = self._dialect
+        now = self._clock.now()
+        params = {"name": name, "holder": holder, "expires": now + ttl}
+
+        def tx(conn: Connection) -> bool:
+            d.lock(conn, "lease", name)
+            row = d.first(conn, _LEASE, {"name": name})
+            if row is None:
+                d.execute(conn, _LEASE_INSERT, params)
+                return True
+            if row[0] == holder or row[1] < now:
+                d.execute(conn, _LEASE_TAKE, params)
+                return True
+            return False
+
+        return await self._db.write(tx)

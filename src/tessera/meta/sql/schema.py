@@ -222,3 +222,12 @@ servers = sa.Table(
     sa.Column("registered", sa.Double, nullable=False),
     implicit_returning=False,
 )
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", KeyText, primary_key=True),
+    sa.Column("holder", sa.Text, nullable=False),
+    sa.Column("expires", sa.Double, nullable=False),
+    implicit_returning=False,
+)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from tessera.common.clock import Clock
 from tessera.meta.sql import migrate as migrations
 from tessera.meta.sql.blocks import BlocksMixin, RefDelta, apply_refs
-from tessera.meta.sql.cluster import ClusterMixin
+from tessera.meta.sql.cluster import ClusterMixin, LeasesMixin
 from tessera.meta.sql.dialects import dialect_for
 from tessera.meta.sql.manifests import ManifestsMixin
 from tessera.meta.sql.multipart import MultipartMixin
@@ -91,7 +91,9 @@ def _bucket_missing(name: str) -> BucketNotFound:
     return BucketNotFound("The specified bucket does not exist", bucket=name)
 
 
-class SqlMetadataStore(VersionsMixin, MultipartMixin, BlocksMixin, ClusterMixin, ManifestsMixin):
+class SqlMetadataStore(
+    VersionsMixin, MultipartMixin, BlocksMixin, ClusterMixin, ManifestsMixin, LeasesMixin
+):
     """Metadata on SQLite (embedded, one node) or PostgreSQL (cluster)."""
 
     @classmethod

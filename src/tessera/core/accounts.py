@@ -9,6 +9,9 @@ from tessera.core.base import ServiceBase
 from tessera.model.errors import AccessDenied, AccessKeyNotFound, AccountNotFound
 from tessera.model.records import AccessKey, Account
 
+KEY_CACHE_SIZE = 10_000
+"""Cached access keys per process; the cache is simply emptied when full."""
+
 
 class AccountOps(ServiceBase):
     async def ensure_account(
@@ -44,6 +47,7 @@ class AccountOps(ServiceBase):
             await self.meta.put_access_key(
                 AccessKey(access_key_id, secret, account_id, self.clock.now())
             )
+            self._key_cache.pop(access_key_id, None)
 
     async def create_access_key(self, account_id: str) -> AccessKey:
         """A new random key pair for an existing account. Raises AccountNotFound."""
@@ -54,8 +58,22 @@ class AccountOps(ServiceBase):
 
     async def lookup_key(self, access_key_id: str) -> AccessKey:
         """The enabled key for SigV4 verification. Raises AccessKeyNotFound
-        (also for disabled keys, so they are indistinguishable from unknown ones)."""
-        key = await self.meta.get_access_key(access_key_id)
+        (also for disabled keys, so they are indistinguishable from unknown ones).
+
+        Keys found are cached for ``options.key_cache_ttl`` seconds (every signed
+        request needs one, and it was a metadata read each time): a key deleted
+        or disabled through *another* gateway keeps working here for at most
+        that long; through this one, at once. Unknown keys are not cached."""
+        now = self.clock.now()
+        cached = self._key_cache.get(access_key_id)
+        if cached is not None and cached[1] > now:
+            key = cached[0]
+        else:
+            key = await self.meta.get_access_key(access_key_id)
+            if self.options.key_cache_ttl > 0:
+                if len(self._key_cache) >= KEY_CACHE_SIZE:
+                    self._key_cache.clear()
+                self._key_cache[access_key_id] = (key, now + self.options.key_cache_ttl)
         if not key.enabled:
             raise AccessKeyNotFound(
                 "The AWS Access Key Id you provided does not exist in our records."

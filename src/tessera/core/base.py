@@ -10,7 +10,7 @@ from tessera.core.access import require_bucket
 from tessera.core.requests import Principal
 from tessera.data.contract import DataStore
 from tessera.meta.store import MetadataStore
-from tessera.model.records import Bucket
+from tessera.model.records import AccessKey, Bucket
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,8 @@ class CoreOptions:
     max_part_size: int = 5 << 30
     max_parts: int = 10000
     max_buckets_per_account: int = 1000
+    key_cache_ttl: float = 5.0
+    """Seconds an access key looked up for a request is reused (0: no cache)."""
 
 
 class ServiceBase:
@@ -45,6 +47,7 @@ class ServiceBase:
         self.clock: Clock = clock or SystemClock()
         self.options = options or CoreOptions()
         self.default_policy: Callable[[], str] = lambda: self.options.default_policy
+        self._key_cache: dict[str, tuple[AccessKey, float]] = {}
         """Policy of new buckets; replaceable (a cluster's ``auto`` policy follows
         the number of chunk servers)."""
 

@@ -30,7 +30,6 @@ import ipaddress
 import logging
 import secrets
 import signal
-import sys
 import time
 import tomllib
 from collections.abc import Callable
@@ -53,6 +52,7 @@ from tessera.server.node import (
     NodeError,
     _url,
     _write_private,
+    setup_logging,
     tune_malloc,
     volume_id,
 )
@@ -239,11 +239,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 def serve_chunkserver(cfg: Config) -> None:
     """Process entry point of ``tessera chunkserver`` (logging, malloc tuning, uvloop)."""
-    logging.basicConfig(
-        level=cfg.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    listener = setup_logging(cfg.server.log_level)
     tune_malloc()
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
@@ -252,5 +248,8 @@ def serve_chunkserver(cfg: Config) -> None:
         loop_factory = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(run_chunkserver(cfg))
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(run_chunkserver(cfg))
+    finally:
+        listener.stop()

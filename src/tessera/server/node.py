@@ -42,7 +42,9 @@ import ctypes
 import dataclasses
 import fcntl
 import logging
+import logging.handlers
 import os
+import queue
 import secrets
 import signal
 import socket
@@ -569,11 +571,7 @@ def serve(cfg: Config, mode: str = "serve") -> None:
     """Process entry point: configure logging, tune malloc, run :func:`run_node` on
     uvloop when it is installed (asyncio otherwise). ``mode``: see :func:`run_node`.
     Raises NodeError."""
-    logging.basicConfig(
-        level=cfg.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    listener = setup_logging(cfg.server.log_level)
     tune_malloc()
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
@@ -582,5 +580,24 @@ def serve(cfg: Config, mode: str = "serve") -> None:
         loop_factory = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(run_node(cfg, mode=mode))
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(run_node(cfg, mode=mode))
+    finally:
+        listener.stop()  # writes out what is queued
+
+
+def setup_logging(level: str) -> logging.handlers.QueueListener:
+    """Log to stderr from a background thread: request threads and the event loop
+    only put records on a queue (the access log writes a line per request, and a
+    synchronous write + flush to stderr cost ~5% of a small request). Returns the
+    started listener; stop it at exit to flush."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(records)]
+    root.setLevel(level.upper())
+    listener = logging.handlers.QueueListener(records, handler)
+    listener.start()
+    return listener

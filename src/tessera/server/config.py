@@ -353,6 +353,9 @@ class AuthConfig(_Section):
     root_access_key: str = ""
     root_secret_key: str = ""
     accounts: list[AccountConfig] = Field(default_factory=list)
+    key_cache_ttl: float = Field(default=5.0, ge=0, le=3600)
+    """Seconds a gateway reuses an access key it looked up; a key disabled through
+    another gateway keeps working here that long (0: look it up every request)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> AuthConfig:

@@ -432,6 +432,7 @@ async def _start(
                 region=cfg.gateway.region,
                 default_policy=cfg.storage.policy(len(data.volume_ids)),
                 storage_classes=cfg.storage.classes,
+                key_cache_ttl=cfg.auth.key_cache_ttl,
             ),
         )
         if watcher is not None:

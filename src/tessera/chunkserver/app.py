@@ -299,6 +299,22 @@ class ChunkServer:
         count, size = await self._volume(request).trash_stats()
         return _json({"count": count, "bytes": size})
 
+    async def stat_blocks(self, request: web.Request) -> web.StreamResponse:
+        vol = self._volume(request)
+        try:
+            doc = json.loads(await request.read())
+        except ValueError:
+            raise P.BadParameter("the body is not JSON") from None
+        names = doc.get("names") if isinstance(doc, dict) else None
+        if (
+            not isinstance(names, list)
+            or len(names) > P.MAX_STAT_NAMES
+            or not all(isinstance(n, str) for n in names)
+        ):
+            raise P.BadParameter(f"expected {{'names': [at most {P.MAX_STAT_NAMES} names]}}")
+        found = await vol.stat_many(names)
+        return _json({"blocks": {n: (list(st) if st else None) for n, st in found.items()}})
+
     async def quarantined(self, request: web.Request) -> web.StreamResponse:
         return _json({"blocks": await self._volume(request).quarantined()})
 
@@ -371,6 +387,7 @@ def make_chunk_app(
     app.router.add_post(P.ROUTE_TRASH_EMPTY, server.empty_trash)
     app.router.add_get(P.ROUTE_TRASH, server.trash_stats)
     app.router.add_get(P.ROUTE_QUARANTINE, server.quarantined)
+    app.router.add_post(P.ROUTE_STAT, server.stat_blocks)
     app.router.add_get(P.ROUTE_BLOCKS, server.list_blocks)
     app.router.add_get(P.STATUS_PATH, server.status)
     app.on_cleanup.append(server.close)

@@ -42,10 +42,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tessera.common.clock import Clock, SystemClock
-from tessera.data.repair import FragmentState, Unrecoverable, check_segment, rebuild
+from tessera.data.repair import (
+    FragmentState,
+    Unrecoverable,
+    check_segment,
+    check_segments,
+    rebuild,
+)
 from tessera.data.store import SegmentStore
 from tessera.data.topology import place
 from tessera.meta.store import MetadataStore
+from tessera.model.cluster import ManifestRow
 from tessera.model.errors import TesseraError
 from tessera.model.manifest import FragmentRef, Manifest, Segment
 from tessera.model.policy import Policy
@@ -98,6 +105,9 @@ class _Pass:
     repair: bool
     deep: bool
     done: dict[tuple[str, str, tuple[tuple[int, str], ...]], Segment] = field(default_factory=dict)
+    checked: dict[tuple[str, str, tuple[tuple[int, str], ...]], list[FragmentState]] = field(
+        default_factory=dict
+    )
 
 
 class Healer:
@@ -140,6 +150,7 @@ class Healer:
             try:
                 while True:
                     rows = await self.meta.scan_manifests(after, self.batch)
+                    await self._precheck(rows, state)
                     for row in rows:
                         st.rows += 1
                         segments = [await self._segment(s, state) for s in row.manifest.segments]
@@ -160,24 +171,43 @@ class Healer:
                 st.finished = self.clock.now()
             return st
 
+    async def _precheck(self, rows: list[ManifestRow], state: _Pass) -> None:
+        """Stat the fragments of a page of rows at once (one request per disk)."""
+        todo = {
+            _key(s): s for row in rows for s in row.manifest.segments if _key(s) not in state.done
+        }
+        segments = list(todo.values())
+        for s, states in zip(segments, await check_segments(self.store, segments), strict=True):
+            state.checked[_key(s)] = states
+
     async def _segment(self, s: Segment, state: _Pass) -> Segment:
-        key = (s.hash, s.policy, tuple((f.index, f.volume) for f in s.fragments))
+        key = _key(s)
         done = state.done.get(key)
         if done is not None:
             return done
-        result = await self.heal_segment(s, repair=state.repair, deep=state.deep)
+        result = await self.heal_segment(
+            s, repair=state.repair, deep=state.deep, states=state.checked.pop(key, None)
+        )
         state.done[key] = result
         return result
 
     # -- one segment ------------------------------------------------------------------
-    async def heal_segment(self, s: Segment, *, repair: bool = True, deep: bool = False) -> Segment:
+    async def heal_segment(
+        self,
+        s: Segment,
+        *,
+        repair: bool = True,
+        deep: bool = False,
+        states: list[FragmentState] | None = None,
+    ) -> Segment:
         """Check ``s`` and (with ``repair``) rebuild what it misses; returns ``s``
         itself when its fragment list is unchanged, else the segment with its new
         fragment list (the caller records it in the manifests naming ``s``)."""
         st = self.stats
         st.segments += 1
         pol = Policy.parse(s.policy)
-        states = await check_segment(self.store, s)
+        if states is None:
+            states = await check_segment(self.store, s)
         if deep:
             states = [await self._deep(x) for x in states]
         draining = self._draining()
@@ -357,6 +387,10 @@ class Healer:
                 self.stats.last_error = str(e)
                 next_pass = loop.time() + interval
             await asyncio.sleep(repair_poll)
+
+
+def _key(s: Segment) -> tuple[str, str, tuple[tuple[int, str], ...]]:
+    return (s.hash, s.policy, tuple((f.index, f.volume) for f in s.fragments))
 
 
 def _merge(s: Segment, states: list[FragmentState], refs: dict[int, FragmentRef]) -> Segment:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, NoReturn
 
 import aiohttp
@@ -284,6 +284,26 @@ class RemoteVolume:
             return int(headers[P.HEADER_LENGTH]), float(headers[P.HEADER_MTIME])
         except (KeyError, ValueError):
             raise self._unavailable(f"HEAD {name}: malformed answer") from None
+
+    async def stat_many(self, names: Sequence[str]) -> dict[str, tuple[int, float] | None]:
+        """:meth:`stat` of each name, in requests of at most ``MAX_STAT_NAMES``."""
+        for n in names:
+            check_name(n)
+        out: dict[str, tuple[int, float] | None] = {}
+        for i in range(0, len(names), P.MAX_STAT_NAMES):
+            chunk = list(names[i : i + P.MAX_STAT_NAMES])
+            body = json.dumps({"names": chunk}).encode()
+            doc = await self._json("POST", P.stat_path(self._id), data=memoryview(body))
+            blocks = doc.get("blocks")
+            if not isinstance(blocks, dict):
+                raise self._unavailable("malformed stat answer")
+            for n in chunk:
+                st = blocks.get(n)
+                try:
+                    out[n] = None if st is None else (int(st[0]), float(st[1]))
+                except (TypeError, ValueError, IndexError):
+                    raise self._unavailable(f"malformed stat of {n}") from None
+        return out
 
     async def verify(self, name: str) -> bool | None:
         """Re-read and check the whole block: True good, False corrupt (quarantined

@@ -37,7 +37,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +164,11 @@ class Volume(Protocol):
         """``(data length, mtime)`` of the block, or None when it does not exist.
         Raises DataCorruption when the block's footer is unreadable (:meth:`verify`
         then quarantines it), InvalidArgument (bad name), OSError."""
+        ...
+
+    async def stat_many(self, names: Sequence[str]) -> dict[str, tuple[int, float] | None]:
+        """:meth:`stat` of each name, in one call (one request for a remote volume).
+        Raises InvalidArgument for a bad name, DataCorruption as :meth:`stat`."""
         ...
 
     def blocks(self, prefix: str = "") -> AsyncIterator[str]:
@@ -392,6 +397,14 @@ class LocalVolume:
     async def stat(self, name: str) -> tuple[int, float] | None:
         check_name(name)
         return await self._run(self._stat, name)
+
+    async def stat_many(self, names: Sequence[str]) -> dict[str, tuple[int, float] | None]:
+        for n in names:
+            check_name(n)
+        return await self._run(self._stat_many, list(names))
+
+    def _stat_many(self, names: list[str]) -> dict[str, tuple[int, float] | None]:
+        return {n: self._stat(n) for n in names}
 
     def _stat(self, name: str) -> tuple[int, float] | None:
         try:

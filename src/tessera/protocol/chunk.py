@@ -51,6 +51,11 @@ ROUTE_BLOCKS = PREFIX + "/disks/{disk}/blocks"
 ROUTE_TRASH = PREFIX + "/disks/{disk}/trash"
 ROUTE_TRASH_EMPTY = ROUTE_TRASH + "/empty"
 ROUTE_QUARANTINE = PREFIX + "/disks/{disk}/quarantine"
+ROUTE_STAT = PREFIX + "/disks/{disk}/stat"
+"""``POST`` ``{"names": [...]}`` -> ``{"blocks": {name: [length, mtime] | null}}``:
+many HEADs in one request (the healer checks every fragment of a page of
+manifests at once)."""
+MAX_STAT_NAMES = 10_000
 
 HEADER_CRC32C = "X-Tessera-Crc32c"
 """Decimal CRC32C of the body: sent with PUT (checked before storing), answered by GET."""
@@ -199,6 +204,10 @@ def trash_empty_path(disk: str) -> str:
 
 def quarantine_path(disk: str) -> str:
     return f"{PREFIX}/disks/{_q(disk)}/quarantine"
+
+
+def stat_path(disk: str) -> str:
+    return f"{PREFIX}/disks/{_q(disk)}/stat"
 
 
 class BadParameter(ValueError):

@@ -365,3 +365,18 @@ def test_protocol_helpers() -> None:
     assert P.parse_error(404, "NotFound", b"").message == "HTTP 404"
     assert {P.verify_word(v): v for v in (True, False, None)} == P.VERIFY_RESULTS
     assert all(P.status_of(code) >= 400 for code in P.ERROR_STATUS)
+
+
+async def test_stat_many_in_one_request(server: Server) -> None:
+    vol = server.remote()
+    await vol.put("abc001", b"x" * 10)
+    await vol.put("abc002", b"y" * 20)
+    got = await vol.stat_many(["abc001", "abc002", "abc003"])
+    assert got["abc001"] is not None and got["abc001"][0] == 10
+    assert got["abc002"] is not None and got["abc002"][0] == 20
+    assert got["abc003"] is None
+    assert await vol.stat_many([]) == {}
+    with pytest.raises(InvalidArgument):
+        await vol.stat_many(["../x"])
+    status, _, _ = await raw(server, "POST", P.stat_path("d0"), data=b'{"names": ["../x"]}')
+    assert status == 400

@@ -12,6 +12,9 @@ from tessera.data.contract import DataStore
 from tessera.meta.store import MetadataStore
 from tessera.model.records import AccessKey, Bucket
 
+BUCKET_CACHE_SIZE = 10_000
+"""Cached bucket records per process; the cache is simply emptied when full."""
+
 
 @dataclass(frozen=True, slots=True)
 class CoreOptions:
@@ -29,6 +32,11 @@ class CoreOptions:
     max_buckets_per_account: int = 1000
     key_cache_ttl: float = 5.0
     """Seconds an access key looked up for a request is reused (0: no cache)."""
+    bucket_cache_ttl: float = 1.0
+    """Seconds a bucket record read for a request is reused (0: no cache). A
+    change made through this process applies at once; one made through another
+    gateway (versioning, ACL, deletion) within this delay, as S3 itself warns
+    that bucket configuration changes take time to propagate."""
 
 
 class ServiceBase:
@@ -48,6 +56,8 @@ class ServiceBase:
         self.options = options or CoreOptions()
         self.default_policy: Callable[[], str] = lambda: self.options.default_policy
         self._key_cache: dict[str, tuple[AccessKey, float]] = {}
+        self._buckets: dict[str, tuple[Bucket, float]] = {}
+        """Bucket records by name, each reused for ``options.bucket_cache_ttl``."""
         """Policy of new buckets; replaceable (a cluster's ``auto`` policy follows
         the number of chunk servers)."""
 
@@ -59,7 +69,24 @@ class ServiceBase:
         """The bucket if ``who`` has ``need`` (``owner``, ``read``, ``write`` or
         ``exists``: no check) on it; see :mod:`tessera.core.access`. Raises
         BucketNotFound, AccessDenied."""
-        bucket = await self.meta.get_bucket(name)
+        now = self.clock.now()
+        cached = self._buckets.get(name)
+        if cached is not None and cached[1] > now:
+            bucket = cached[0]
+        else:
+            bucket = await self.meta.get_bucket(name)
+            if self.options.bucket_cache_ttl > 0:
+                if len(self._buckets) >= BUCKET_CACHE_SIZE:
+                    self._buckets.clear()
+                self._buckets[name] = (bucket, now + self.options.bucket_cache_ttl)
         if need != "exists":
             require_bucket(who, bucket, need)
         return bucket
+
+    async def _update_bucket(self, bucket: Bucket) -> None:
+        """Store a changed bucket record (and forget the cached one)."""
+        self._buckets.pop(bucket.name, None)
+        try:
+            await self.meta.update_bucket(bucket)
+        finally:
+            self._buckets.pop(bucket.name, None)

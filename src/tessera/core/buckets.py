@@ -70,7 +70,11 @@ class BucketOps(ServiceBase):
     async def delete_bucket(self, who: Principal, name: str) -> None:
         """Raises BucketNotFound, AccessDenied, BucketNotEmpty."""
         await self._bucket(who, name)
-        await self.meta.delete_bucket(name)
+        self._buckets.pop(name, None)
+        try:
+            await self.meta.delete_bucket(name)
+        finally:
+            self._buckets.pop(name, None)
 
     async def list_buckets(self, who: Principal) -> list[Bucket]:
         """The caller's buckets by name. AccessDenied for anonymous callers."""
@@ -91,7 +95,7 @@ class BucketOps(ServiceBase):
         if acl != "private":
             config[ACL_CONFIG] = acl
         updated = dataclasses.replace(bucket, config=config)
-        await self.meta.update_bucket(updated)
+        await self._update_bucket(updated)
         return updated
 
     async def put_bucket_versioning(self, who: Principal, name: str, status: str) -> Bucket:
@@ -107,13 +111,13 @@ class BucketOps(ServiceBase):
         updated = dataclasses.replace(
             bucket, versioning="enabled" if status == "Enabled" else "suspended"
         )
-        await self.meta.update_bucket(updated)
+        await self._update_bucket(updated)
         return updated
 
     async def put_bucket_tags(self, who: Principal, name: str, tags: dict[str, str]) -> None:
         bucket = await self._bucket(who, name)
         check_tags(tags, limit=MAX_BUCKET_TAGS)
-        await self.meta.update_bucket(dataclasses.replace(bucket, tags=dict(tags)))
+        await self._update_bucket(dataclasses.replace(bucket, tags=dict(tags)))
 
     async def get_bucket_tags(self, who: Principal, name: str) -> dict[str, str]:
         """Raises TagSetNotFound when the bucket has no tags."""
@@ -124,7 +128,7 @@ class BucketOps(ServiceBase):
 
     async def delete_bucket_tags(self, who: Principal, name: str) -> None:
         bucket = await self._bucket(who, name)
-        await self.meta.update_bucket(dataclasses.replace(bucket, tags={}))
+        await self._update_bucket(dataclasses.replace(bucket, tags={}))
 
     async def get_bucket_config(self, who: Principal, name: str, kind: str) -> str:
         """Raises ConfigurationNotFound when that document is not set."""
@@ -138,4 +142,4 @@ class BucketOps(ServiceBase):
     async def delete_bucket_config(self, who: Principal, name: str, kind: str) -> None:
         bucket = await self._bucket(who, name)
         config = {k: v for k, v in bucket.config.items() if k != kind}
-        await self.meta.update_bucket(dataclasses.replace(bucket, config=config))
+        await self._update_bucket(dataclasses.replace(bucket, config=config))

@@ -308,6 +308,9 @@ class GatewayConfig(_Section):
     region: str = Field(default="us-east-1", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     virtual_host_domains: list[str] = Field(default_factory=lambda: ["localhost"])
     max_clock_skew: int = Field(default=900, ge=1, le=7 * 24 * 3600)
+    bucket_cache_ttl: float = Field(default=1.0, ge=0, le=60)
+    """Seconds a gateway reuses a bucket record it read; a change made through
+    another gateway (versioning, ACL, deletion) applies here within that delay."""
 
     @field_validator("virtual_host_domains")
     @classmethod

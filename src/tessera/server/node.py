@@ -433,6 +433,7 @@ async def _start(
                 default_policy=cfg.storage.policy(len(data.volume_ids)),
                 storage_classes=cfg.storage.classes,
                 key_cache_ttl=cfg.auth.key_cache_ttl,
+                bucket_cache_ttl=cfg.gateway.bucket_cache_ttl,
             ),
         )
         if watcher is not None:

@@ -15,6 +15,7 @@ import json
 import tomllib
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -196,38 +197,38 @@ def _set_state(state: str, server_id: str, endpoint: str, creds: tuple[str, str]
     typer.echo(f"{info['id']}: {info['state']}")
 
 
-@server_app.command("drain")
-def server_drain(
-    server_id: str,
-    endpoint: Endpoint = DEFAULT_ENDPOINT,
-    access_key: AccessKey = None,
-    secret_key: SecretKey = None,
-    data: DataDir = Path("tessera-data"),
-) -> None:
-    """Stop placing fragments on a server; healing passes move its fragments away."""
-    _set_state("draining", server_id, endpoint, _credentials(access_key, secret_key, data))
+def _state_command(state: str, doc: str) -> Callable[..., None]:
+    """Register ``tessera admin server <verb> ID`` setting ``state``."""
+
+    def command(
+        server_id: str,
+        endpoint: Endpoint = DEFAULT_ENDPOINT,
+        access_key: AccessKey = None,
+        secret_key: SecretKey = None,
+        data: DataDir = Path("tessera-data"),
+    ) -> None:
+        _set_state(state, server_id, endpoint, _credentials(access_key, secret_key, data))
+
+    command.__doc__ = doc
+    return command
 
 
-@server_app.command("remove")
-def server_remove(
-    server_id: str,
-    endpoint: Endpoint = DEFAULT_ENDPOINT,
-    access_key: AccessKey = None,
-    secret_key: SecretKey = None,
-    data: DataDir = Path("tessera-data"),
-) -> None:
-    """Forget a server: its fragments count as lost and are rebuilt elsewhere."""
-    _set_state("removed", server_id, endpoint, _credentials(access_key, secret_key, data))
-
-
-@server_app.command("add")
-def server_add(
-    server_id: str,
-    endpoint: Endpoint = DEFAULT_ENDPOINT,
-    access_key: AccessKey = None,
-    secret_key: SecretKey = None,
-    data: DataDir = Path("tessera-data"),
-) -> None:
-    """(Re)activate a registered server: it takes new fragments again, and healing
-    passes rebalance fragments whose placement now ranks it first."""
-    _set_state("active", server_id, endpoint, _credentials(access_key, secret_key, data))
+for _verb, _state, _doc in (
+    (
+        "drain",
+        "draining",
+        "Stop placing fragments on a server; healing passes move its fragments away.",
+    ),
+    (
+        "remove",
+        "removed",
+        "Forget a server: its fragments count as lost and are rebuilt elsewhere.",
+    ),
+    (
+        "add",
+        "active",
+        "(Re)activate a registered server: it takes new fragments again, and healing\n"
+        "passes rebalance fragments whose placement now ranks it first.",
+    ),
+):
+    server_app.command(_verb)(_state_command(_state, _doc))

@@ -108,19 +108,10 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         headers = signing_headers(request)
         bucket, key = split_target(request.host, raw_path, options.virtual_host_domains)
         vbucket = virtual_bucket(request.host, options.virtual_host_domains)
-        if resource.startswith(admin_api.PREFIX):
-            auth = await authenticate(
-                request,
-                service,
-                unquote(resource),
-                pairs,
-                now=time.time(),
-                max_skew=options.max_clock_skew,
-            )
-            answer = await admin_api.handle(request, request.app[ADMIN_KEY], auth.principal, query)
-            answer.headers["x-amz-request-id"] = request_id
-            return answer
-        endpoint = route(request.method, bucket, key, query, headers)
+        is_admin = resource.startswith(admin_api.PREFIX)
+        # S3 requests are routed before they are authenticated (a malformed
+        # request answers its routing error whoever sends it).
+        endpoint = None if is_admin else route(request.method, bucket, key, query, headers)
         auth = await authenticate(
             request,
             service,
@@ -130,6 +121,10 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             max_skew=options.max_clock_skew,
             v2_resource=resource if vbucket is None else f"/{vbucket}{resource}",
         )
+        if endpoint is None:
+            answer = await admin_api.handle(request, request.app[ADMIN_KEY], auth.principal, query)
+            answer.headers["x-amz-request-id"] = request_id
+            return answer
         ctx = Ctx(
             request=request,
             endpoint=endpoint,

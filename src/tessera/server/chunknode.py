@@ -52,8 +52,8 @@ from tessera.server.node import (
     NodeError,
     _url,
     _write_private,
-    setup_logging,
-    tune_malloc,
+    cancel_task,
+    run_process,
     volume_id,
 )
 
@@ -206,7 +206,7 @@ async def run_chunkserver(cfg: Config, *, on_ready: Callable[[str], None] | None
                     )
                 )
             for t in tasks:
-                stack.push_async_callback(_cancel, t)
+                stack.push_async_callback(cancel_task, t)
             print(
                 f"{READY_PREFIX} {sid} ({stored.state}, zone {cfg.cluster.zone}, "
                 f"{len(volumes)} disk(s)) listening on {url}",
@@ -231,25 +231,6 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 def serve_chunkserver(cfg: Config) -> None:
-    """Process entry point of ``tessera chunkserver`` (logging, malloc tuning, uvloop)."""
-    listener = setup_logging(cfg.server.log_level)
-    tune_malloc()
-    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    try:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        pass
-    try:
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(run_chunkserver(cfg))
-    finally:
-        listener.stop()
+    """Process entry point of ``tessera chunkserver`` (see :func:`run_process`)."""
+    run_process(cfg, run_chunkserver(cfg))

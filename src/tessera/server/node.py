@@ -52,10 +52,10 @@ import ssl
 import sys
 import tomllib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -395,14 +395,20 @@ async def _start(
     async with contextlib.AsyncExitStack() as stores:
         meta = await SqlMetadataStore.connect(cfg.meta_url, migrate=True)
         stores.push_async_callback(meta.close)
-        if mode == "gateway":
-            data = SegmentStore(
-                {},
-                topology=Topology(()),
-                segment_size=cfg.storage.segment_size,
-                inline_threshold=cfg.storage.inline_threshold,
-            )
-            stores.push_async_callback(data.close)
+        # A gateway starts with no disks; the cluster watcher fills them in.
+        gateway = mode == "gateway"
+        data = SegmentStore(
+            {}
+            if gateway
+            else _open_volumes(
+                cfg.disk_dirs, min_free=cfg.storage.min_free, trash_delay=cfg.storage.trash_delay
+            ),
+            topology=Topology(()) if gateway else None,
+            segment_size=cfg.storage.segment_size,
+            inline_threshold=cfg.storage.inline_threshold,
+        )
+        stores.push_async_callback(data.close)
+        if gateway:
             watcher = ClusterWatcher(
                 meta,
                 data,
@@ -414,17 +420,6 @@ async def _start(
             )
             stores.push_async_callback(watcher.close)
             await watcher.refresh()
-        else:
-            data = SegmentStore(
-                _open_volumes(
-                    cfg.disk_dirs,
-                    min_free=cfg.storage.min_free,
-                    trash_delay=cfg.storage.trash_delay,
-                ),
-                segment_size=cfg.storage.segment_size,
-                inline_threshold=cfg.storage.inline_threshold,
-            )
-            stores.push_async_callback(data.close)
         service = ObjectService(
             meta,
             data,
@@ -481,7 +476,7 @@ async def _start(
     if watcher is not None:
         tasks.append(asyncio.create_task(watcher.run(), name="cluster-map"))
     for task in tasks:
-        stack.push_async_callback(_cancel, task)
+        stack.push_async_callback(cancel_task, task)
     await service.ensure_account(
         ROOT_ACCOUNT_ID, ROOT_ACCOUNT_ID, [(creds.access_key, creds.secret_key)]
     )
@@ -545,7 +540,8 @@ async def _empty_trash(data: SegmentStore, every: float = 600.0) -> None:
                 log.warning("disk %s: emptying trash failed: %s", vid, e)
 
 
-async def _cancel(task: asyncio.Task[None]) -> None:
+async def cancel_task(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for it to end."""
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
@@ -570,9 +566,14 @@ def tune_malloc() -> None:
 
 
 def serve(cfg: Config, mode: str = "serve") -> None:
-    """Process entry point: configure logging, tune malloc, run :func:`run_node` on
-    uvloop when it is installed (asyncio otherwise). ``mode``: see :func:`run_node`.
-    Raises NodeError."""
+    """Process entry point: :func:`run_node` through :func:`run_process`. ``mode``:
+    see :func:`run_node`. Raises NodeError."""
+    run_process(cfg, run_node(cfg, mode=mode))
+
+
+def run_process(cfg: Config, main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` as a server process's whole life: configure logging, tune
+    malloc, run it on uvloop when installed (asyncio otherwise), flush the logs."""
     listener = setup_logging(cfg.server.log_level)
     tune_malloc()
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
@@ -584,7 +585,7 @@ def serve(cfg: Config, mode: str = "serve") -> None:
         pass
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(run_node(cfg, mode=mode))
+            runner.run(main)
     finally:
         listener.stop()  # writes out what is queued
 

@@ -17,13 +17,16 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from tessera.common.ids import new_request_id
+from tessera.core.access import ANONYMOUS
 from tessera.core.service import ObjectService
 from tessera.gateway import admin as admin_api
+from tessera.gateway import extension as ext
 from tessera.gateway.admin import AdminHooks
-from tessera.gateway.auth import authenticate, signing_headers
+from tessera.gateway.auth import AuthContext, authenticate, signing_headers
 from tessera.gateway.body import Body
 from tessera.gateway.context import Ctx
 from tessera.gateway.errors import to_s3_error
+from tessera.gateway.ext_table import ROUTES as EXT_ROUTES
 from tessera.gateway.handlers import HANDLERS
 from tessera.gateway.router import parse_query, route, split_target, virtual_bucket
 from tessera.model.errors import NotModified, TesseraError
@@ -55,7 +58,10 @@ def _error_response(
     ``Expect: 100-continue`` never sends the body, and one that does should not
     have to push gigabytes nobody reads before its next request."""
     headers = {"x-amz-request-id": request_id, **err.headers}
-    if request.method == "HEAD" or err.status == 304:
+    if resource.startswith(ext.PREFIX) and not resource.startswith(admin_api.PREFIX):
+        resp = ext.error_response(err.code, err.message, err.status, request_id)
+        resp.headers.update(headers)
+    elif request.method == "HEAD" or err.status == 304:
         resp = web.Response(status=err.status, headers=headers)
     else:
         body = error_document(
@@ -109,9 +115,18 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         bucket, key = split_target(request.host, raw_path, options.virtual_host_domains)
         vbucket = virtual_bucket(request.host, options.virtual_host_domains)
         is_admin = resource.startswith(admin_api.PREFIX)
+        ext_route = None
+        if resource.startswith(ext.PREFIX) and not is_admin:
+            ext_route, params = ext.match(EXT_ROUTES, request.method, resource[len(ext.PREFIX) :])
+            if ext_route.public:
+                return await _extension(request, ext_route, params, query, None, request_id)
         # S3 requests are routed before they are authenticated (a malformed
         # request answers its routing error whoever sends it).
-        endpoint = None if is_admin else route(request.method, bucket, key, query, headers)
+        endpoint = (
+            None
+            if is_admin or ext_route is not None
+            else route(request.method, bucket, key, query, headers)
+        )
         auth = await authenticate(
             request,
             service,
@@ -121,6 +136,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             max_skew=options.max_clock_skew,
             v2_resource=resource if vbucket is None else f"/{vbucket}{resource}",
         )
+        if ext_route is not None:
+            return await _extension(request, ext_route, params, query, auth, request_id)
         if endpoint is None:
             answer = await admin_api.handle(request, request.app[ADMIN_KEY], auth.principal, query)
             answer.headers["x-amz-request-id"] = request_id
@@ -163,6 +180,34 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     if not response.prepared:
         response.headers["x-amz-request-id"] = request_id
     return response
+
+
+async def _extension(
+    request: web.Request,
+    route_: ext.Route,
+    params: dict[str, str],
+    query: dict[str, str],
+    auth: AuthContext | None,
+    request_id: str,
+) -> web.StreamResponse:
+    """Run one extension API handler; ``auth`` is None for public routes."""
+    if auth is None:
+        auth = AuthContext(ANONYMOUS, "UNSIGNED-PAYLOAD")
+    req = ext.ExtRequest(
+        request=request,
+        principal=auth.principal,
+        service=request.app[SERVICE_KEY],
+        params=params,
+        query=query,
+        body=Body(request, auth),
+        app=request.app,
+    )
+    answer = await route_.handler(req)
+    if not isinstance(answer, web.StreamResponse):
+        answer = ext.json_response(answer)
+    if not answer.prepared:
+        answer.headers["x-amz-request-id"] = request_id
+    return answer
 
 
 def make_app(

@@ -1,7 +1,42 @@
 """Tessera: a distributed, S3-compatible object store.
 
-This package root holds the version only; the layers live in sub-packages
+This package root holds the version and the SDK entry points (``connect``,
+``open``); the layers live in sub-packages
 (see DESIGN.md section 2 and ``.importlinter``).
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tessera._version import __version__
+
+if TYPE_CHECKING:
+    from tessera.sdk.api import ObjectStorageApi
+
+__all__ = ["__version__", "connect", "open"]
+
+
+def connect(endpoint: str, access_key: str, secret_key: str, **kw: Any) -> ObjectStorageApi:
+    """An :class:`~tessera.sdk.api.ObjectStorageApi` on the Tessera server at
+    ``endpoint`` (``http(s)://host:port``), acting for the account of
+    ``access_key``. ``kw`` go to :class:`~tessera.sdk.remote.RemoteBackend`
+    (``region``, ``verify``, ``timeout``). Raises Unauthorized for bad
+    credentials, TesseraClientError (code ``ConnectionError``) when unreachable."""
+    from tessera.sdk.api import ObjectStorageApi
+    from tessera.sdk.remote import RemoteBackend
+
+    return ObjectStorageApi(RemoteBackend(endpoint, access_key, secret_key, **kw))
+
+
+def open(path: str | Path, *, account: str = "root") -> ObjectStorageApi:
+    """An :class:`~tessera.sdk.api.ObjectStorageApi` over the data directory
+    ``path`` (``str`` or ``Path``; created when missing), served in this process
+    by :class:`~tessera.server.embedded.EmbeddedBackend`: no server. Acts for
+    ``account`` (root by default). Raises Conflict (``DataDirectoryInUse``) while
+    a server holds the directory. Close the API to release it."""
+    from tessera.sdk.api import ObjectStorageApi
+    from tessera.server.embedded import open_embedded
+
+    return ObjectStorageApi(open_embedded(path, account=account))

@@ -32,7 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tessera import __version__
+from tessera._version import __version__
 from tessera.common.checksums import Buffer, crc32c_value
 from tessera.data.volume import Volume, check_name
 from tessera.model import errors as E

@@ -24,6 +24,9 @@ manifest (``kill -9`` of a gateway mid-upload) leaves blocks no row knows about.
 metadata store which it knows (:meth:`MetadataStore.known_blocks`) and deletes
 the unknown ones stored more than ``grace`` seconds ago, with the same mtime
 check. Deletes go to the volumes' trash, so a mistake is recoverable for a day.
+Blocks of the content-addressed block API (``<md5>.cas``, :mod:`tessera.core.blocks`)
+are never orphans: no manifest names them, their owners hold signed locators, and
+only an explicit DELETE removes them; the scan skips them.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from collections.abc import Callable
 
 from tessera.common.clock import Clock, SystemClock
 from tessera.data.contract import DataStore
-from tessera.data.volume import Volume
+from tessera.data.volume import Volume, is_content_block
 from tessera.meta.store import MetadataStore
 
 log = logging.getLogger(__name__)
@@ -113,6 +116,8 @@ class GarbageCollector:
             return n
 
         async for name in vol.blocks():
+            if is_content_block(name):
+                continue
             batch.append(name)
             if len(batch) >= self.batch:
                 deleted += await flush()

@@ -52,6 +52,11 @@ T = TypeVar("T")
 
 NAME_RE = re.compile(r"[0-9a-f]{3,128}(?:[._-][0-9a-z]{1,32}){0,4}")
 """Valid block names: hex, then up to four ``.x``/``_x``/``-x`` suffixes."""
+CONTENT_BLOCK_SUFFIX = ".cas"
+"""Suffix of the blocks of the content-addressed block API (:mod:`tessera.core.blocks`):
+``<md5 hex>.cas``. Segment fragments are ``<hash>`` or ``<hash>.k<k>m<m>.<i>``, so
+the two namespaces never meet; the orphan GC skips content blocks (no manifest
+references them) and the scrubber checks them like any block."""
 MTIME_STEP = 100_000
 """Nanoseconds by which a re-store of an existing block advances its mtime, at least."""
 STALE_TMP_AGE = 3600.0
@@ -190,6 +195,16 @@ def check_name(name: str) -> str:
     if not isinstance(name, str) or NAME_RE.fullmatch(name) is None:
         raise InvalidArgument(f"invalid block name {name!r}")
     return name
+
+
+def content_block_name(md5_hex: str) -> str:
+    """The volume block name of the content-addressed block with this MD5 (hex)."""
+    return check_name(md5_hex + CONTENT_BLOCK_SUFFIX)
+
+
+def is_content_block(name: str) -> bool:
+    """Whether ``name`` is a content-addressed block (not a segment fragment)."""
+    return name.endswith(CONTENT_BLOCK_SUFFIX)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -9,6 +9,8 @@ logger (``log_level`` above INFO) costs one level check.
 Line format (the request id is the response's ``x-amz-request-id``)::
 
     127.0.0.1 "GET /bucket/key?versionId=x HTTP/1.1" 200 4096 1.234ms req=0123abcd
+
+The secret of a pre-authenticated link (``/_tessera/p/<id>/<secret>``) is logged as ``***``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
+from tessera.gateway.pars import PREFIX as PAR_PREFIX
+from tessera.gateway.pars import redact
+
 
 class AccessLog(AbstractAccessLogger):
     """Pass as ``access_log_class`` to :class:`aiohttp.web.AppRunner`."""
@@ -27,11 +32,14 @@ class AccessLog(AbstractAccessLogger):
         if not self.logger.isEnabledFor(logging.INFO):
             return
         version = request.version
+        path = request.raw_path
+        if path.startswith(PAR_PREFIX):
+            path = redact(path)  # a logged link would be a usable one
         self.logger.info(
             '%s "%s %s HTTP/%d.%d" %d %d %.3fms req=%s',
             request.remote or "-",
             request.method,
-            request.raw_path,
+            path,
             version.major,
             version.minor,
             response.status,

@@ -21,17 +21,17 @@ from tessera.core.access import ANONYMOUS
 from tessera.core.service import ObjectService
 from tessera.gateway import admin as admin_api
 from tessera.gateway import extension as ext
+from tessera.gateway import pars as par_links
 from tessera.gateway.admin import AdminHooks
 from tessera.gateway.auth import AuthContext, authenticate, signing_headers
 from tessera.gateway.body import Body
 from tessera.gateway.context import Ctx
-from tessera.gateway.errors import to_s3_error
+from tessera.gateway.errors import not_modified, to_s3_error
 from tessera.gateway.ext_table import ROUTES as EXT_ROUTES
 from tessera.gateway.handlers import HANDLERS
 from tessera.gateway.router import parse_query, route, split_target, virtual_bucket
 from tessera.model.errors import NotModified, TesseraError
 from tessera.protocol.s3.errors import S3Error, error_document
-from tessera.protocol.s3.headers import format_http_date, quote_etag
 
 log = logging.getLogger("tessera.gateway")
 
@@ -106,6 +106,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     try:
         if resource == "/_tessera/health":
             return web.json_response({"status": "ok"}, headers={"x-amz-request-id": request_id})
+        if resource.startswith(par_links.PREFIX):  # PAR links: no signature, JSON errors
+            return await par_links.handle(request, service, request_id)
         if request.method == "OPTIONS":
             raise _preflight(request)
         raw_query = raw_path.partition("?")[2]
@@ -155,12 +157,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         )
         response = await HANDLERS[endpoint.op](ctx)
     except NotModified as e:
-        h = {
-            "x-amz-request-id": request_id,
-            "ETag": quote_etag(e.etag),
-            "Last-Modified": format_http_date(e.last_modified),
-        }
-        return web.Response(status=304, headers=h)
+        return not_modified(e, request_id)
     except TesseraError as e:
         return _error_response(request, to_s3_error(e), request_id, resource)
     except S3Error as e:

@@ -5,12 +5,23 @@ Anything not in the table is an ``InternalError`` (500), logged with its traceba
 
 from __future__ import annotations
 
+from aiohttp import web
+
+from tessera.core import blocks as B
 from tessera.model import errors as E
 from tessera.protocol.s3.errors import S3Error
-from tessera.protocol.s3.headers import format_http_date
+from tessera.protocol.s3.headers import format_http_date, quote_etag
 
 # Most specific first: the first matching class wins.
 _TABLE: list[tuple[type[E.TesseraError], str, int | None]] = [
+    (B.NoSuchBlock, "NoSuchBlock", 404),
+    (B.NoSuchBlockService, "NoSuchBlockService", 404),
+    (B.SignatureExpired, "ExpiredSignature", 401),  # as Keep: unsigned or expired
+    (B.SignatureInvalid, "InvalidSignature", 400),
+    (B.ReadOnlyService, "ReadOnlyService", 403),
+    (E.ObjectDrained, "ObjectDrained", 404),
+    (E.FrozenBucket, "FrozenContainer", 409),
+    (E.AccountNotEmpty, "AccountNotEmpty", 409),
     (E.BucketNotFound, "NoSuchBucket", None),
     (E.ObjectNotFound, "NoSuchKey", None),
     (E.VersionNotFound, "NoSuchVersion", None),
@@ -101,3 +112,13 @@ def to_s3_error(err: E.TesseraError) -> S3Error:
         if isinstance(err, cls):
             return S3Error(code, err.message, status=status, extra=extra, headers=headers)
     return S3Error("InternalError", "We encountered an internal error. Please try again.")
+
+
+def not_modified(e: E.NotModified, request_id: str) -> web.Response:
+    """The 304 answer to a conditional GET or HEAD (no body, the current validators)."""
+    headers = {
+        "x-amz-request-id": request_id,
+        "ETag": quote_etag(e.etag),
+        "Last-Modified": format_http_date(e.last_modified),
+    }
+    return web.Response(status=304, headers=headers)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tessera import __version__
+from tessera._version import __version__
+from tessera.gateway import ext_blocks, ext_objects, ext_pars
 from tessera.gateway.extension import ExtRequest, Route, openapi
 
 
@@ -21,4 +22,7 @@ async def _whoami(req: ExtRequest) -> Any:
 ROUTES: list[Route] = [
     Route("GET", "openapi.json", _openapi, "This document", "meta", public=True),
     Route("GET", "whoami", _whoami, "The account the request is signed for", "meta"),
+    *ext_blocks.ROUTES,
+    *ext_pars.ROUTES,
+    *ext_objects.ROUTES,
 ]

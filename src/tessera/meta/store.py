@@ -38,6 +38,7 @@ from typing import Protocol
 
 from tessera.model.cluster import DiskInfo, ManifestRow, ServerInfo
 from tessera.model.manifest import Manifest
+from tessera.model.pars import Par
 from tessera.model.records import AccessKey, Account, Bucket, ObjectVersion, Part, Upload
 
 LatestGuard = Callable[[ObjectVersion | None], None]
@@ -68,6 +69,11 @@ class MetadataStore(Protocol):
     async def delete_account(self, account_id: str) -> None:
         """Deletes the account and its access keys. Raises AccountNotFound, or
         BucketNotEmpty when the account still owns buckets."""
+        ...
+
+    async def update_account(self, account: Account) -> None:
+        """Replace the mutable fields (display_name, email, properties) of the
+        account ``account.id``; ``created`` is kept. Raises AccountNotFound."""
         ...
 
     async def put_access_key(self, key: AccessKey) -> None:
@@ -149,6 +155,20 @@ class MetadataStore(Protocol):
         """Replace tags, user_metadata, headers, content_type, checksums and acl of the
         existing version ``(bucket, key, version_id)`` in place; order, data and
         references are unchanged. Raises VersionNotFound."""
+        ...
+
+    async def touch_version(
+        self, bucket: str, key: str, version_id: str, last_modified: float
+    ) -> None:
+        """Set ``last_modified`` of the existing version in place; everything else
+        (order, data, references, attributes) is unchanged. Raises VersionNotFound."""
+        ...
+
+    async def drain_version(self, bucket: str, key: str, version_id: str) -> ObjectVersion:
+        """Drop the data of the existing version in place: its inline content and
+        manifest are cleared and its block references released, in one
+        transaction; the row (size, ETag, metadata, position) stays. Returns the
+        record as it was before (full, with its manifest). Raises VersionNotFound."""
         ...
 
     async def list_latest(
@@ -323,4 +343,28 @@ class MetadataStore(Protocol):
         after the usual delay). False, and nothing changes, when the row is gone
         or its manifest changed since the scan. Raises InvalidArgument for a
         malformed cursor or an empty ``manifest``."""
+        ...
+
+    # -- pre-authenticated requests (PARs) ------------------------------------------------------
+    async def create_par(self, par: Par) -> None:
+        """Store a new PAR. Raises Conflict (nothing changes) when one of that id exists."""
+        ...
+
+    async def get_par(self, par_id: str) -> Par:
+        """The PAR, revoked or expired ones included until swept. Raises ParNotFound."""
+        ...
+
+    async def list_pars(self, owner: str, bucket: str | None = None) -> list[Par]:
+        """PARs of ``owner`` (revoked and expired ones too, until swept): those of
+        ``bucket`` ordered by creation, or all of them by bucket then creation."""
+        ...
+
+    async def revoke_par(self, par_id: str) -> Par:
+        """Mark the PAR revoked (for good) and return the updated record; revoking
+        a revoked PAR changes nothing. Raises ParNotFound."""
+        ...
+
+    async def delete_expired_pars(self, before: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` PARs that expired before ``before`` (revoked or
+        not), oldest first; returns the number deleted."""
         ...

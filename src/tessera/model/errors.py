@@ -58,6 +58,11 @@ class ConfigurationNotFound(NotFound):
     """The requested bucket configuration (CORS, policy, lifecycle...) is not set."""
 
 
+class ObjectDrained(NotFound):
+    """The object's data was drained: its record remains (listings and HEAD show
+    it) but its bytes are gone, so it cannot be read, copied or linked."""
+
+
 # --- conflicts ---------------------------------------------------------------
 class Conflict(TesseraError):
     """The request conflicts with the current state."""
@@ -77,6 +82,15 @@ class BucketNotEmpty(Conflict):
 
 class AccountAlreadyExists(Conflict):
     """An account of that id already exists."""
+
+
+class AccountNotEmpty(Conflict):
+    """The account still owns buckets; delete them first."""
+
+
+class FrozenBucket(Conflict):
+    """The bucket is a snapshot (frozen): its objects cannot be written,
+    changed or deleted; the bucket itself can be deleted."""
 
 
 # --- bad requests ------------------------------------------------------------
@@ -171,6 +185,15 @@ class DeleteMarkerHit(NotFound):
 # --- permissions ---------------------------------------------------------------
 class AccessDenied(TesseraError):
     """The caller is not allowed to do this."""
+
+
+class ParNotFound(AccessDenied):
+    """No usable pre-authenticated request has that id and secret (unknown, wrong
+    secret or revoked: the three are not told apart)."""
+
+
+class ParExpired(AccessDenied):
+    """The pre-authenticated request has expired."""
 
 
 # --- capacity and availability -----------------------------------------------------

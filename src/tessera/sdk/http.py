@@ -18,12 +18,14 @@ from urllib.parse import quote, urlencode
 import urllib3
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from botocore.credentials import Credentials
 
 from tessera.sdk.errors import TesseraClientError, error_for
 
 EXT_PREFIX = "/_tessera/v1/"
 READ_SIZE = 1 << 20
+_UNSIGNED_PAYLOAD = Config(s3={"payload_signing_enabled": False})
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,13 @@ class Endpoint:
 
 
 def quote_path(text: str) -> str:
-    """Percent-encode one path parameter (``/`` kept inside object keys)."""
-    return quote(text, safe="/~")
+    """Percent-encode one path parameter (``/`` kept inside object keys). ``.``
+    and ``..`` segments are encoded too: URL libraries (urllib3 among them)
+    resolve them away, which would send ``a/../b`` as ``b``."""
+    return "/".join(
+        seg.replace(".", "%2E") if seg in (".", "..") else quote(seg, safe="~")
+        for seg in text.split("/")
+    )
 
 
 class SignedClient:
@@ -76,7 +83,9 @@ class SignedClient:
     ) -> dict[str, str]:
         req = AWSRequest(method=method, url=url, data=body or b"", headers=headers)
         if body is None:
-            req.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
+            # A streamed body is signed UNSIGNED-PAYLOAD; without this setting
+            # botocore's S3 signer would sign the SHA-256 of an empty body.
+            req.context["client_config"] = _UNSIGNED_PAYLOAD
         S3SigV4Auth(self._credentials, "s3", self.endpoint.region).add_auth(req)
         return dict(req.headers.items())
 

@@ -311,6 +311,10 @@ class GatewayConfig(_Section):
     bucket_cache_ttl: float = Field(default=1.0, ge=0, le=60)
     """Seconds a gateway reuses a bucket record it read; a change made through
     another gateway (versioning, ACL, deletion) applies here within that delay."""
+    par_max_ttl: float = Field(default=7 * 86400.0, gt=0, le=366 * 86400.0)
+    """Longest lifetime, in seconds, a new pre-authenticated link may ask for."""
+    block_signature_ttl: float = Field(default=14 * 86400.0, gt=0, le=366 * 86400.0)
+    """Seconds a block locator's signature stays valid after the block API signs it."""
 
     @field_validator("virtual_host_domains")
     @classmethod

@@ -59,11 +59,13 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from tessera import __version__
+from tessera._version import __version__
 from tessera.common.ids import new_access_key_id, new_secret_key
+from tessera.core.blocks import BlockStore
 from tessera.core.gc import GarbageCollector
 from tessera.core.healer import Healer
 from tessera.core.lease import Lease
+from tessera.core.pars import ParOptions
 from tessera.core.service import CoreOptions, ObjectService
 from tessera.data.scrubber import Scrubber
 from tessera.data.store import SegmentStore
@@ -72,7 +74,9 @@ from tessera.data.volume import LocalVolume
 from tessera.gateway.access_log import AccessLog
 from tessera.gateway.admin import AdminHooks
 from tessera.gateway.app import GatewayOptions, make_app
+from tessera.gateway.ext_blocks import BLOCKS_KEY
 from tessera.meta.sql.store import SqlMetadataStore
+from tessera.protocol.blocks import derive_key
 from tessera.server.cluster import ClusterWatcher
 from tessera.server.config import ROOT_ACCOUNT_ID, Config
 
@@ -101,6 +105,7 @@ READY_PREFIX = "Tessera listening on"
 LOCK_FILE = "LOCK"
 CREDENTIALS_FILE = "root-credentials.toml"
 VOLUME_ID_FILE = "tessera-volume.toml"
+BLOCK_KEY_FILE = "block-signing.key"
 MAX_HEADER_SIZE = 16 * 1024
 """Longest request line and longest header field accepted (aiohttp default: 8190).
 Longer ones are refused with 400 before any handler runs."""
@@ -225,6 +230,25 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def block_signing_key(cfg: Config) -> bytes:
+    """The key signing block locators: derived from the cluster key when one is
+    configured (every gateway of a cluster then accepts the others' locators),
+    else from a random secret generated once in ``<data>/block-signing.key``
+    (mode 0600). Raises NodeError when that file is unreadable."""
+    if cfg.cluster.secret:
+        return derive_key(cfg.cluster.secret)
+    path = cfg.data_dir / BLOCK_KEY_FILE
+    if not path.exists():
+        _write_private(path, secrets.token_hex(32) + "\n")
+    try:
+        secret = path.read_text().strip()
+    except OSError as e:
+        raise NodeError(f"cannot read the block signing key {path}: {e.strerror}") from None
+    if not secret:
+        raise NodeError(f"the block signing key {path} is empty; delete it to generate one")
+    return derive_key(secret)
+
+
 # --------------------------------------------------------------------- volumes
 
 
@@ -260,6 +284,33 @@ def _open_volumes(
 
 
 # ------------------------------------------------------------------------ node
+
+
+def segment_store(cfg: Config, *, gateway: bool = False) -> SegmentStore:
+    """The data path over ``cfg``'s local disks (``tessera serve`` and the embedded
+    store). A gateway's starts with no disks: its cluster watcher fills them in.
+    Raises NodeError for an unusable disk."""
+    return SegmentStore(
+        {}
+        if gateway
+        else _open_volumes(
+            cfg.disk_dirs, min_free=cfg.storage.min_free, trash_delay=cfg.storage.trash_delay
+        ),
+        topology=Topology(()) if gateway else None,
+        segment_size=cfg.storage.segment_size,
+        inline_threshold=cfg.storage.inline_threshold,
+    )
+
+
+def core_options(cfg: Config, volumes: int) -> CoreOptions:
+    """The core's options from ``cfg``, for a store of ``volumes`` disks."""
+    return CoreOptions(
+        region=cfg.gateway.region,
+        default_policy=cfg.storage.policy(volumes),
+        storage_classes=cfg.storage.classes,
+        key_cache_ttl=cfg.auth.key_cache_ttl,
+        bucket_cache_ttl=cfg.gateway.bucket_cache_ttl,
+    )
 
 
 def _tls_context(cfg: Config) -> ssl.SSLContext | None:
@@ -395,18 +446,8 @@ async def _start(
     async with contextlib.AsyncExitStack() as stores:
         meta = await SqlMetadataStore.connect(cfg.meta_url, migrate=True)
         stores.push_async_callback(meta.close)
-        # A gateway starts with no disks; the cluster watcher fills them in.
         gateway = mode == "gateway"
-        data = SegmentStore(
-            {}
-            if gateway
-            else _open_volumes(
-                cfg.disk_dirs, min_free=cfg.storage.min_free, trash_delay=cfg.storage.trash_delay
-            ),
-            topology=Topology(()) if gateway else None,
-            segment_size=cfg.storage.segment_size,
-            inline_threshold=cfg.storage.inline_threshold,
-        )
+        data = segment_store(cfg, gateway=gateway)
         stores.push_async_callback(data.close)
         if gateway:
             watcher = ClusterWatcher(
@@ -420,17 +461,8 @@ async def _start(
             )
             stores.push_async_callback(watcher.close)
             await watcher.refresh()
-        service = ObjectService(
-            meta,
-            data,
-            options=CoreOptions(
-                region=cfg.gateway.region,
-                default_policy=cfg.storage.policy(len(data.volume_ids)),
-                storage_classes=cfg.storage.classes,
-                key_cache_ttl=cfg.auth.key_cache_ttl,
-                bucket_cache_ttl=cfg.gateway.bucket_cache_ttl,
-            ),
-        )
+        service = ObjectService(meta, data, options=core_options(cfg, len(data.volume_ids)))
+        service.par_options = ParOptions(max_ttl=cfg.gateway.par_max_ttl)
         if watcher is not None:
             w = watcher
             service.default_policy = lambda: cfg.storage.policy(
@@ -460,6 +492,7 @@ async def _start(
             name="gc",
         ),
         asyncio.create_task(healer.run(cfg.storage.heal_interval, leader=lease), name="healer"),
+        asyncio.create_task(service.run_par_sweeper(), name="par-sweep"),
     ]
     scrubber: Scrubber | None = None
     if mode == "serve" and cfg.storage.scrub_rate > 0:
@@ -472,7 +505,7 @@ async def _start(
             )
         )
     if mode == "serve":
-        tasks.append(asyncio.create_task(_empty_trash(data), name="trash"))
+        tasks.append(asyncio.create_task(empty_trash(data), name="trash"))
     if watcher is not None:
         tasks.append(asyncio.create_task(watcher.run(), name="cluster-map"))
     for task in tasks:
@@ -503,6 +536,12 @@ async def _start(
         ),
         admin=admin,
     )
+    app[BLOCKS_KEY] = BlockStore(
+        data,
+        block_signing_key(cfg),
+        ttl=cfg.gateway.block_signature_ttl,
+        root_account=ROOT_ACCOUNT_ID,
+    )
     runner = web.AppRunner(
         app,
         # Only what is left after _Drain: requests that outlived shutdown_timeout.
@@ -529,7 +568,7 @@ async def _start(
     return _url("https" if ssl_context else "http", host, bound_port)
 
 
-async def _empty_trash(data: SegmentStore, every: float = 600.0) -> None:
+async def empty_trash(data: SegmentStore, every: float = 600.0) -> None:
     """Remove trashed blocks whose delay has passed, every ``every`` seconds."""
     while True:
         await asyncio.sleep(every)

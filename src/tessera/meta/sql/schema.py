@@ -57,6 +57,13 @@ agree). Design choices:
   disk ids are kept unique across servers by the store (registrations are
   serialised), not by an index.
 
+* **PARs.** ``pars``: one row per pre-authenticated request (scope, permissions,
+  lifetime, revoked flag, SHA-256 of the secret; never the secret itself).
+  ``ix_pars_owner`` (owner, bucket, created) serves an owner's listing in its
+  final order; ``ix_pars_expires`` lets the sweep find expired rows oldest
+  first. No foreign key to ``buckets``: a PAR outlives nothing it matters to
+  (its uses go through the bucket checks) and must not block deleting a bucket.
+
 * ``versions.upload_id`` names the multipart upload a version was completed
   from (``NULL`` otherwise). It is not indexed: the one query using it (a
   repeated completion) first seeks the key's few versions by
@@ -229,5 +236,25 @@ leases = sa.Table(
     sa.Column("name", KeyText, primary_key=True),
     sa.Column("holder", sa.Text, nullable=False),
     sa.Column("expires", sa.Double, nullable=False),
+    implicit_returning=False,
+)
+
+pars = sa.Table(
+    "pars",
+    metadata,
+    sa.Column("id", KeyText, primary_key=True),
+    sa.Column("owner", KeyText, nullable=False),
+    sa.Column("bucket", KeyText, nullable=False),
+    sa.Column("key", KeyText),
+    sa.Column("readable", sa.Boolean, nullable=False),
+    sa.Column("writeable", sa.Boolean, nullable=False),
+    sa.Column("listable", sa.Boolean, nullable=False),
+    sa.Column("created", sa.Double, nullable=False),
+    sa.Column("expires", sa.Double, nullable=False),
+    sa.Column("revoked", sa.Boolean, nullable=False),
+    sa.Column("secret_hash", sa.Text, nullable=False),
+    sa.Column("job", sa.Text),
+    sa.Index("ix_pars_owner", "owner", "bucket", "created"),
+    sa.Index("ix_pars_expires", "expires"),
     implicit_returning=False,
 )

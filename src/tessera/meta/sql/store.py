@@ -2,7 +2,8 @@
 
 The class is assembled from method groups, each in the module that owns it:
 accounts and buckets here, :mod:`.versions`, :mod:`.multipart`, :mod:`.blocks`,
-:mod:`.cluster` (the cluster map), :mod:`.manifests` (manifest scan and repair).
+:mod:`.cluster` (the cluster map), :mod:`.manifests` (manifest scan and repair),
+:mod:`.pars` (pre-authenticated requests).
 Every public method builds a small synchronous function that runs inside one
 transaction and hands it to the runner (:mod:`.transactions`), which owns
 threads, connections, group commit (SQLite) and retries (PostgreSQL).
@@ -29,6 +30,7 @@ from tessera.meta.sql.cluster import ClusterMixin, LeasesMixin
 from tessera.meta.sql.dialects import dialect_for
 from tessera.meta.sql.manifests import ManifestsMixin
 from tessera.meta.sql.multipart import MultipartMixin
+from tessera.meta.sql.pars import ParsMixin
 from tessera.meta.sql.rows import (
     ACCESS_KEY_COLUMNS,
     ACCOUNT_COLUMNS,
@@ -92,7 +94,13 @@ def _bucket_missing(name: str) -> BucketNotFound:
 
 
 class SqlMetadataStore(
-    VersionsMixin, MultipartMixin, BlocksMixin, ClusterMixin, ManifestsMixin, LeasesMixin
+    VersionsMixin,
+    MultipartMixin,
+    BlocksMixin,
+    ClusterMixin,
+    ManifestsMixin,
+    LeasesMixin,
+    ParsMixin,
 ):
     """Metadata on SQLite (embedded, one node) or PostgreSQL (cluster)."""
 
@@ -180,6 +188,21 @@ class SqlMetadataStore(
             conn.execute(sa.delete(accounts).where(_a.id == account_id))
 
         await self._db.write(tx)
+
+    async def update_account(self, account: Account) -> None:
+        """Replace display name, email and properties. Raises AccountNotFound."""
+        params = account_params(account)
+        stmt = (
+            sa.update(accounts)
+            .where(_a.id == account.id)
+            .values({n: params[n] for n in ("display_name", "email", "properties")})
+        )
+
+        def tx(conn: Connection) -> int:
+            return conn.execute(stmt).rowcount
+
+        if await self._db.write(tx) == 0:
+            raise _account_missing(account.id)
 
     async def put_access_key(self, key: AccessKey) -> None:
         """Insert or replace by access key id. Raises AccountNotFound."""

@@ -93,6 +93,16 @@ _UPDATE_ATTRS = (
         acl=sa.bindparam("acl"),
     )
 )
+_TOUCH = (
+    sa.update(versions)
+    .where(_v.bucket == _B, _v.key == _K, _v.version_id == _V)
+    .values(last_modified=sa.bindparam("mtime"))
+)
+_DROP_DATA = (
+    sa.update(versions)
+    .where(_v.bucket == _B, _v.key == _K, _v.version_id == _V)
+    .values(manifest=None, inline=None)
+)
 _LIVE = (_v.is_latest, sa.not_(_v.delete_marker))
 _COUNT = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(_v.size), 0)).where(
     _v.bucket == _B, *_LIVE
@@ -305,6 +315,50 @@ class VersionsMixin(StoreBase):
                 key=version.key,
                 version_id=version.version_id,
             )
+
+    async def touch_version(
+        self, bucket: str, key: str, version_id: str, last_modified: float
+    ) -> None:
+        """Set ``last_modified`` of an existing version in place. Raises VersionNotFound."""
+        params = {"b": bucket, "k": key, "vid": version_id, "mtime": last_modified}
+        execute = self._dialect.execute
+
+        def tx(conn: Connection) -> int:
+            return execute(conn, _TOUCH, params)
+
+        if await self._db.write(tx) == 0:
+            raise VersionNotFound(
+                "The specified version does not exist.",
+                bucket=bucket,
+                key=key,
+                version_id=version_id,
+            )
+
+    async def drain_version(self, bucket: str, key: str, version_id: str) -> ObjectVersion:
+        """Clear the inline data and manifest of an existing version and release
+        its references, under the key lock; returns the record as it was before.
+        Raises VersionNotFound."""
+        d = self._dialect
+        keys = {"b": bucket, "k": key, "vid": version_id}
+
+        def tx(conn: Connection) -> ObjectVersion:
+            d.lock(conn, "key", bucket, key)
+            row = d.first(conn, _GET_NAMED, keys)
+            if row is None:
+                raise VersionNotFound(
+                    "The specified version does not exist.",
+                    bucket=bucket,
+                    key=key,
+                    version_id=version_id,
+                )
+            before = version_from_row(bucket, row)
+            d.execute(conn, _DROP_DATA, keys)
+            delta = RefDelta()
+            delta.release(before.manifest.block_refs())
+            apply_refs(conn, d, delta, self._clock.now())
+            return before
+
+        return await self._db.write(tx)
 
     async def list_latest(
         self, bucket: str, prefix: str = "", after: str | None = None, limit: int = 1000

@@ -1,4 +1,6 @@
-"""Operator endpoints under ``/_tessera/v1/admin/`` (JSON, SigV4, root only).
+"""Operator endpoints under ``/_tessera/v1/admin/`` (JSON, SigV4, root only),
+routes of the extension API (so they are in its OpenAPI document and answer
+its JSON errors).
 
 * ``GET  heal`` — the healer's counters (current or last pass, rate, totals);
 * ``POST heal?mode=heal|verify&deep=0|1&wait=0|1`` — run a full pass (``verify``
@@ -17,7 +19,6 @@ what exists through :class:`AdminHooks`; a missing hook answers 501.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, is_dataclass
@@ -25,12 +26,11 @@ from typing import Any
 
 from aiohttp import web
 
-from tessera.core.requests import Principal
+from tessera.gateway.extension import ExtRequest, Route, json_response
 from tessera.protocol.s3.errors import S3Error
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/_tessera/v1/admin/"
 ROOT_ACCOUNT = "root"
 
 
@@ -45,15 +45,17 @@ class AdminHooks:
     set_server_state: Callable[[str, str], Awaitable[Any]] | None = None
 
 
+ADMIN_KEY: web.AppKey[AdminHooks] = web.AppKey("admin", AdminHooks)
+"""Where the application keeps its :class:`AdminHooks` (an empty set when absent)."""
+
 _background: set[asyncio.Task[Any]] = set()
 
 
-def _json(doc: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(doc, indent=1, default=str).encode(),
-        content_type="application/json",
-    )
+def _hooks(req: ExtRequest) -> AdminHooks:
+    """The node's hooks, once the caller is known to be root (AccessDenied otherwise)."""
+    if req.principal.account_id != ROOT_ACCOUNT:
+        raise S3Error("AccessDenied", "Admin endpoints need the root account's credentials")
+    return req.app.get(ADMIN_KEY) or AdminHooks()
 
 
 def _need(hook: Any, what: str) -> Any:
@@ -62,45 +64,62 @@ def _need(hook: Any, what: str) -> Any:
     return hook
 
 
-def _flag(query: dict[str, str], name: str) -> bool:
-    value = query.get(name, "0").lower()
-    if value not in ("0", "1", "true", "false", ""):
-        raise S3Error("InvalidArgument", f"{name} must be 0 or 1")
-    return value in ("1", "true")
+def _plain(value: Any) -> Any:
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
 
 
-async def handle(
-    request: web.Request, hooks: AdminHooks, principal: Principal, query: dict[str, str]
-) -> web.Response:
-    """Answer one admin request (see the module docstring). Raises S3Error."""
-    if principal.account_id != ROOT_ACCOUNT:
-        raise S3Error("AccessDenied", "Admin endpoints need the root account's credentials")
-    path = request.path[len(PREFIX) :].strip("/")
-    method = request.method
-    if path == "heal" and method == "GET":
-        return _json(_need(hooks.heal_status, "healing")())
-    if path == "heal" and method == "POST":
-        run = _need(hooks.heal_pass, "healing")
-        mode = query.get("mode", "heal")
-        if mode not in ("heal", "verify"):
-            raise S3Error("InvalidArgument", "mode must be heal or verify")
-        call = run(repair=mode == "heal", deep=_flag(query, "deep"))
-        if _flag(query, "wait"):
-            stats = await call
-            return _json(asdict(stats) if is_dataclass(stats) else stats)  # type: ignore[arg-type]
-        task = asyncio.ensure_future(call)
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-        return _json({"started": mode}, status=202)
-    if path == "scrub" and method == "GET":
-        return _json(_need(hooks.scrub_status, "scrubbing")())
-    if path == "servers" and method == "GET":
-        return _json(_need(hooks.cluster, "the cluster map")())
-    if path.startswith("servers/") and method == "POST":
-        set_state = _need(hooks.set_server_state, "the cluster map")
-        server_id = path.removeprefix("servers/")
-        state = query.get("state", "")
-        info = await set_state(server_id, state)
-        log.info("chunk server %s set to %s by the operator", server_id, state)
-        return _json(asdict(info) if is_dataclass(info) else info)  # type: ignore[arg-type]
-    raise S3Error("NoSuchKey", f"no admin endpoint {method} {request.path}", status=404)
+async def _heal_status(req: ExtRequest) -> Any:
+    return _need(_hooks(req).heal_status, "healing")()
+
+
+async def _heal_run(req: ExtRequest) -> Any:
+    run = _need(_hooks(req).heal_pass, "healing")
+    mode = req.query.get("mode", "heal")
+    if mode not in ("heal", "verify"):
+        raise S3Error("InvalidArgument", "mode must be heal or verify")
+    call = run(repair=mode == "heal", deep=req.flag("deep"))
+    if req.flag("wait"):
+        return _plain(await call)
+    task = asyncio.ensure_future(call)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return json_response({"started": mode}, status=202)
+
+
+async def _scrub_status(req: ExtRequest) -> Any:
+    return _need(_hooks(req).scrub_status, "scrubbing")()
+
+
+async def _servers(req: ExtRequest) -> Any:
+    return _need(_hooks(req).cluster, "the cluster map")()
+
+
+async def _set_server(req: ExtRequest) -> Any:
+    set_state = _need(_hooks(req).set_server_state, "the cluster map")
+    server_id = req.params["server"]
+    info = await set_state(server_id, req.query.get("state", ""))
+    log.info("chunk server %s set to %s by the operator", server_id, req.query.get("state"))
+    return _plain(info)
+
+
+ROUTES: list[Route] = [
+    Route("GET", "admin/heal", _heal_status, "The healer's counters", "admin"),
+    Route(
+        "POST",
+        "admin/heal",
+        _heal_run,
+        "Run a full healing (or verify) pass",
+        "admin",
+        query=("mode", "deep", "wait"),
+    ),
+    Route("GET", "admin/scrub", _scrub_status, "The scrubber's counters", "admin"),
+    Route("GET", "admin/servers", _servers, "The cluster map: chunk servers", "admin"),
+    Route(
+        "POST",
+        "admin/servers/{server}",
+        _set_server,
+        "Set a chunk server's state (active, draining, removed)",
+        "admin",
+        query=("state",),
+    ),
+]

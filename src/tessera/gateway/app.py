@@ -19,10 +19,9 @@ from aiohttp import web
 from tessera.common.ids import new_request_id
 from tessera.core.access import ANONYMOUS
 from tessera.core.service import ObjectService
-from tessera.gateway import admin as admin_api
 from tessera.gateway import extension as ext
 from tessera.gateway import pars as par_links
-from tessera.gateway.admin import AdminHooks
+from tessera.gateway.admin import ADMIN_KEY, AdminHooks
 from tessera.gateway.auth import AuthContext, authenticate, signing_headers
 from tessera.gateway.body import Body
 from tessera.gateway.context import Ctx
@@ -47,7 +46,6 @@ class GatewayOptions:
 
 SERVICE_KEY: web.AppKey[ObjectService] = web.AppKey("service", ObjectService)
 OPTIONS_KEY: web.AppKey[GatewayOptions] = web.AppKey("options", GatewayOptions)
-ADMIN_KEY: web.AppKey[AdminHooks] = web.AppKey("admin", AdminHooks)
 
 
 def _error_response(
@@ -58,7 +56,7 @@ def _error_response(
     ``Expect: 100-continue`` never sends the body, and one that does should not
     have to push gigabytes nobody reads before its next request."""
     headers = {"x-amz-request-id": request_id, **err.headers}
-    if resource.startswith(ext.PREFIX) and not resource.startswith(admin_api.PREFIX):
+    if resource.startswith(ext.PREFIX):
         resp = ext.error_response(err.code, err.message, err.status, request_id)
         resp.headers.update(headers)
     elif request.method == "HEAD" or err.status == 304:
@@ -116,19 +114,15 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         headers = signing_headers(request)
         bucket, key = split_target(request.host, raw_path, options.virtual_host_domains)
         vbucket = virtual_bucket(request.host, options.virtual_host_domains)
-        is_admin = resource.startswith(admin_api.PREFIX)
         ext_route = None
-        if resource.startswith(ext.PREFIX) and not is_admin:
+        if resource.startswith(ext.PREFIX):
             ext_route, params = ext.match(EXT_ROUTES, request.method, resource[len(ext.PREFIX) :])
             if ext_route.public:
                 return await _extension(request, ext_route, params, query, None, request_id)
-        # S3 requests are routed before they are authenticated (a malformed
-        # request answers its routing error whoever sends it).
-        endpoint = (
-            None
-            if is_admin or ext_route is not None
-            else route(request.method, bucket, key, query, headers)
-        )
+        else:
+            # S3 requests are routed before they are authenticated (a malformed
+            # request answers its routing error whoever sends it).
+            endpoint = route(request.method, bucket, key, query, headers)
         auth = await authenticate(
             request,
             service,
@@ -140,10 +134,6 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         )
         if ext_route is not None:
             return await _extension(request, ext_route, params, query, auth, request_id)
-        if endpoint is None:
-            answer = await admin_api.handle(request, request.app[ADMIN_KEY], auth.principal, query)
-            answer.headers["x-amz-request-id"] = request_id
-            return answer
         ctx = Ctx(
             request=request,
             endpoint=endpoint,

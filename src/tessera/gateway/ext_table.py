@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tessera._version import __version__
-from tessera.gateway import ext_blocks, ext_objects, ext_pars
+from tessera.gateway import admin, ext_blocks, ext_objects, ext_pars
 from tessera.gateway.extension import ExtRequest, Route, openapi
 
 
@@ -25,4 +25,5 @@ ROUTES: list[Route] = [
     *ext_blocks.ROUTES,
     *ext_pars.ROUTES,
     *ext_objects.ROUTES,
+    *admin.ROUTES,
 ]

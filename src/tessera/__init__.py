@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 from tessera._version import __version__
 
 if TYPE_CHECKING:
+    from tessera.sdk.aio import AsyncObjectStorageApi
     from tessera.sdk.api import ObjectStorageApi
 
-__all__ = ["__version__", "connect", "open"]
+__all__ = ["__version__", "aconnect", "aopen", "connect", "open"]
 
 
 def connect(endpoint: str, access_key: str, secret_key: str, **kw: Any) -> ObjectStorageApi:
@@ -40,3 +41,30 @@ def open(path: str | Path, *, account: str = "root") -> ObjectStorageApi:
     from tessera.server.embedded import open_embedded
 
     return ObjectStorageApi(open_embedded(path, account=account))
+
+
+async def aconnect(
+    endpoint: str, access_key: str, secret_key: str, **kw: Any
+) -> AsyncObjectStorageApi:
+    """:func:`connect` (run in a worker thread), wrapped in an
+    :class:`~tessera.sdk.aio.AsyncObjectStorageApi` with its default pool.
+    Same arguments and errors; ``async with await tessera.aconnect(...)``."""
+    import asyncio
+
+    from tessera.sdk.aio import AsyncObjectStorageApi
+
+    api = await asyncio.to_thread(connect, endpoint, access_key, secret_key, **kw)
+    return AsyncObjectStorageApi(api)
+
+
+async def aopen(path: str | Path, *, account: str = "root") -> AsyncObjectStorageApi:
+    """:func:`open` (run in a worker thread), wrapped in an
+    :class:`~tessera.sdk.aio.AsyncObjectStorageApi` with its default pool.
+    Same arguments and errors; close it (``aclose`` or ``async with``) to
+    release the directory."""
+    import asyncio
+
+    from tessera.sdk.aio import AsyncObjectStorageApi
+
+    api = await asyncio.to_thread(open, path, account=account)
+    return AsyncObjectStorageApi(api)

@@ -73,6 +73,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "AsyncObjectStorageApi": "tessera.sdk.aio",
+    "AsyncObjectStream": "tessera.sdk.aio",
     "Bucket": "tessera.sdk.bucket",
     "BlockClient": "tessera.sdk.blocks",
     "BlockWriteError": "tessera.sdk.blocks",

@@ -1,36 +1,67 @@
-"""Listings: ListObjects (v1, v2), ListObjectVersions, ListMultipartUploads, ListParts."""
+"""Listings: ListObjects (v1, v2), ListObjectVersions, ListMultipartUploads, ListParts.
+
+Object and version listings render their entries by string building
+(:mod:`tessera.protocol.s3.listing_xml`), byte for byte the document the
+generic renderer makes of the same content; uploads and parts (short pages)
+use the generic renderer.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
 
 from tessera.core.requests import ListRequest, UploadListRequest, VersionListRequest
-from tessera.gateway.context import Ctx, xml_response
+from tessera.gateway.context import XML_TYPE, Ctx, xml_response
 from tessera.gateway.handlers.bucket import owner
 from tessera.model.errors import TesseraError
 from tessera.model.records import ObjectVersion
 from tessera.protocol.s3.errors import S3Error
 from tessera.protocol.s3.headers import format_iso8601, quote_etag, uri_encode
+from tessera.protocol.s3.listing_xml import (
+    Timestamps,
+    escape,
+    owner_element,
+    prefix_entries,
+    render_listing,
+)
 
 MAX_KEYS = 1000
 
 
-def _encoder(ctx: Ctx) -> Any:
+Encoder = Callable[[str], str]
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def _encoder(ctx: Ctx) -> Encoder:
+    """``encoding-type=url`` encoding of keys and prefixes, or :func:`_as_is`."""
     enc = ctx.query.get("encoding-type")
     if enc is None:
-        return lambda s: s
+        return _as_is
     if enc != "url":
         raise S3Error(
             "InvalidArgument",
             "Invalid Encoding Method specified in Request",
             extra={"ArgumentName": "encoding-type", "ArgumentValue": enc},
         )
-    return lambda s: uri_encode(s, keep_slash=True)
+    return _url_encode
+
+
+_URL_SAFE = re.compile(r"[A-Za-z0-9\-_.~/]*")
+
+
+def _url_encode(text: str) -> str:
+    """:func:`uri_encode` keeping ``/``; text of only unreserved characters and
+    ``/`` (most keys) is returned as is after one regular-expression match."""
+    return text if _URL_SAFE.fullmatch(text) else uri_encode(text, keep_slash=True)
 
 
 class _Owners:
@@ -52,20 +83,64 @@ class _Owners:
     def __call__(self, account_id: str) -> dict[str, Any]:
         return owner(account_id, self._names.get(account_id))
 
+    def element(self, account_id: str) -> str:
+        """The rendered ``<Owner>`` element of ``account_id`` (after :meth:`load`)."""
+        return owner_element(account_id, self._names.get(account_id) or account_id)
 
-def _object_entry(v: ObjectVersion, enc: Any, *, owners: _Owners | None = None) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "Key": enc(v.key),
-        "LastModified": format_iso8601(v.last_modified),
-        "ETag": quote_etag(v.etag),
-        "Size": v.size,
-        "StorageClass": v.storage_class,
-    }
-    if v.checksums:
-        entry["ChecksumAlgorithm"] = list(v.checksums)
-    if owners is not None:
-        entry["Owner"] = owners(v.owner)
-    return entry
+
+def object_entries(
+    objects: Iterable[ObjectVersion], enc: Encoder, owner_of: Callable[[str], str] | None = None
+) -> str:
+    """The ``<Contents>`` elements of a ListObjects (v1 or v2) page: Key,
+    LastModified, ETag, Size, StorageClass, a ChecksumAlgorithm per stored
+    checksum, and Owner (``owner_of(account_id)``, an ``<Owner>`` element) when
+    ``owner_of`` is given."""
+    stamp = Timestamps()
+    out: list[str] = []
+    for v in objects:
+        key = escape(v.key if enc is _as_is else enc(v.key))
+        algos = (
+            "".join(f"<ChecksumAlgorithm>{escape(a)}</ChecksumAlgorithm>" for a in v.checksums)
+            if v.checksums
+            else ""
+        )
+        who = "" if owner_of is None else owner_of(v.owner)
+        out.append(
+            f"<Contents><Key>{key}</Key><LastModified>{stamp(v.last_modified)}</LastModified>"
+            f"<ETag>&quot;{escape(v.etag)}&quot;</ETag><Size>{v.size}</Size>"
+            f"<StorageClass>{escape(v.storage_class)}</StorageClass>{algos}{who}</Contents>"
+        )
+    return "".join(out)
+
+
+def version_entries(
+    versions: Iterable[ObjectVersion], enc: Encoder, owner_of: Callable[[str], str]
+) -> str:
+    """The ``<Version>`` elements, then the ``<DeleteMarker>`` elements, of a
+    ListObjectVersions page, each group in listing order, with ``<Owner>``
+    elements from ``owner_of(account_id)``."""
+    stamp = Timestamps()
+    found: list[str] = []
+    markers: list[str] = []
+    for v in versions:
+        common = (
+            f"<Key>{escape(enc(v.key))}</Key><VersionId>{escape(v.version_id)}</VersionId>"
+            f"<IsLatest>{'true' if v.is_latest else 'false'}</IsLatest>"
+            f"<LastModified>{stamp(v.last_modified)}</LastModified>"
+        )
+        if v.delete_marker:
+            markers.append(f"<DeleteMarker>{common}{owner_of(v.owner)}</DeleteMarker>")
+        else:
+            found.append(
+                f"<Version>{common}<ETag>&quot;{escape(v.etag)}&quot;</ETag>"
+                f"<Size>{v.size}</Size><StorageClass>{escape(v.storage_class)}</StorageClass>"
+                f"{owner_of(v.owner)}</Version>"
+            )
+    return "".join(found) + "".join(markers)
+
+
+def _listing_response(root: str, head: tuple[tuple[str, Any], ...], *body: str) -> web.Response:
+    return web.Response(body=render_listing(root, head, *body), content_type=XML_TYPE)
 
 
 def _token_encode(after: str) -> str:
@@ -101,21 +176,24 @@ async def list_objects(ctx: Ctx) -> web.StreamResponse:
         ctx.principal, ListRequest(ctx.bucket, prefix, delimiter, marker, max_keys)
     )
     owners = await _Owners(ctx).load(v.owner for v in res.objects)
-    content: dict[str, Any] = {
-        "Name": ctx.bucket,
+    head = (
+        ("Name", ctx.bucket),
         # v1 leaves Prefix as sent even with encoding-type=url: botocore decodes
         # Marker, NextMarker, Delimiter and keys in v1 responses, but not Prefix.
-        "Prefix": prefix,
-        "Marker": enc(marker),
-        "MaxKeys": max_keys,
-        "Delimiter": enc(delimiter) if delimiter else None,
-        "IsTruncated": res.truncated,
-        "NextMarker": enc(res.next_after) if res.truncated and delimiter else None,
-        "EncodingType": q.get("encoding-type"),
-        "Contents": [_object_entry(v, enc, owners=owners) for v in res.objects],
-        "CommonPrefixes": [{"Prefix": enc(p)} for p in res.common_prefixes],
-    }
-    return xml_response("ListBucketResult", content)
+        ("Prefix", prefix),
+        ("Marker", enc(marker)),
+        ("MaxKeys", max_keys),
+        ("Delimiter", enc(delimiter) if delimiter else None),
+        ("IsTruncated", res.truncated),
+        ("NextMarker", enc(res.next_after) if res.truncated and delimiter else None),
+        ("EncodingType", q.get("encoding-type")),
+    )
+    return _listing_response(
+        "ListBucketResult",
+        head,
+        object_entries(res.objects, enc, owners.element),
+        prefix_entries(map(enc, res.common_prefixes)),
+    )
 
 
 async def list_objects_v2(ctx: Ctx) -> web.StreamResponse:
@@ -133,21 +211,24 @@ async def list_objects_v2(ctx: Ctx) -> web.StreamResponse:
     )
     fetch_owner = q.get("fetch-owner", "false").lower() == "true"
     owners = await _Owners(ctx).load(v.owner for v in res.objects) if fetch_owner else None
-    content: dict[str, Any] = {
-        "Name": ctx.bucket,
-        "Prefix": enc(prefix),
-        "MaxKeys": max_keys,
-        "Delimiter": enc(delimiter) if delimiter else None,
-        "IsTruncated": res.truncated,
-        "EncodingType": q.get("encoding-type"),
-        "KeyCount": len(res.objects) + len(res.common_prefixes),
-        "ContinuationToken": token,
-        "NextContinuationToken": _token_encode(res.next_after) if res.truncated else None,
-        "StartAfter": enc(start_after) if "start-after" in q else None,
-        "Contents": [_object_entry(v, enc, owners=owners) for v in res.objects],
-        "CommonPrefixes": [{"Prefix": enc(p)} for p in res.common_prefixes],
-    }
-    return xml_response("ListBucketResult", content)
+    head = (
+        ("Name", ctx.bucket),
+        ("Prefix", enc(prefix)),
+        ("MaxKeys", max_keys),
+        ("Delimiter", enc(delimiter) if delimiter else None),
+        ("IsTruncated", res.truncated),
+        ("EncodingType", q.get("encoding-type")),
+        ("KeyCount", len(res.objects) + len(res.common_prefixes)),
+        ("ContinuationToken", token),
+        ("NextContinuationToken", _token_encode(res.next_after) if res.truncated else None),
+        ("StartAfter", enc(start_after) if "start-after" in q else None),
+    )
+    return _listing_response(
+        "ListBucketResult",
+        head,
+        object_entries(res.objects, enc, None if owners is None else owners.element),
+        prefix_entries(map(enc, res.common_prefixes)),
+    )
 
 
 async def list_versions(ctx: Ctx) -> web.StreamResponse:
@@ -167,43 +248,24 @@ async def list_versions(ctx: Ctx) -> web.StreamResponse:
         VersionListRequest(ctx.bucket, prefix, delimiter, key_marker, vid_marker, max_keys),
     )
     owners = await _Owners(ctx).load(v.owner for v in res.versions)
-    versions: list[dict[str, Any]] = []
-    markers: list[dict[str, Any]] = []
-    for v in res.versions:
-        common = {
-            "Key": enc(v.key),
-            "VersionId": v.version_id,
-            "IsLatest": v.is_latest,
-            "LastModified": format_iso8601(v.last_modified),
-        }
-        if v.delete_marker:
-            markers.append({**common, "Owner": owners(v.owner)})
-        else:
-            versions.append(
-                {
-                    **common,
-                    "ETag": quote_etag(v.etag),
-                    "Size": v.size,
-                    "StorageClass": v.storage_class,
-                    "Owner": owners(v.owner),
-                }
-            )
-    content: dict[str, Any] = {
-        "Name": ctx.bucket,
-        "Prefix": enc(prefix),
-        "KeyMarker": enc(key_marker),
-        "VersionIdMarker": vid_marker,
-        "MaxKeys": max_keys,
-        "Delimiter": enc(delimiter) if delimiter else None,
-        "IsTruncated": res.truncated,
-        "EncodingType": q.get("encoding-type"),
-        "NextKeyMarker": enc(res.next_key_marker) if res.truncated else None,
-        "NextVersionIdMarker": (res.next_version_id_marker or None) if res.truncated else None,
-        "Version": versions,
-        "DeleteMarker": markers,
-        "CommonPrefixes": [{"Prefix": enc(p)} for p in res.common_prefixes],
-    }
-    return xml_response("ListVersionsResult", content)
+    head = (
+        ("Name", ctx.bucket),
+        ("Prefix", enc(prefix)),
+        ("KeyMarker", enc(key_marker)),
+        ("VersionIdMarker", vid_marker),
+        ("MaxKeys", max_keys),
+        ("Delimiter", enc(delimiter) if delimiter else None),
+        ("IsTruncated", res.truncated),
+        ("EncodingType", q.get("encoding-type")),
+        ("NextKeyMarker", enc(res.next_key_marker) if res.truncated else None),
+        ("NextVersionIdMarker", (res.next_version_id_marker or None) if res.truncated else None),
+    )
+    return _listing_response(
+        "ListVersionsResult",
+        head,
+        version_entries(res.versions, enc, owners.element),
+        prefix_entries(map(enc, res.common_prefixes)),
+    )
 
 
 async def list_uploads(ctx: Ctx) -> web.StreamResponse:

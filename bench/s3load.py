@@ -121,34 +121,51 @@ class OpStats:
 
 
 class Server:
-    """The server's pid, for CPU time and peak RSS (optional)."""
+    """The server's pid, for CPU time and peak RSS (optional). A server with worker
+    processes (``tessera serve --workers N``) is measured as a tree: CPU seconds
+    and peak RSS are summed over the pid and its live children."""
 
     def __init__(self, pid: int | None) -> None:
         self.proc = psutil.Process(pid) if pid else None
         self.hwm_reset = False
 
+    def tree(self) -> list[psutil.Process]:
+        if self.proc is None:
+            return []
+        with contextlib.suppress(psutil.Error):
+            return [self.proc, *self.proc.children(recursive=True)]
+        return [self.proc]
+
     def cpu(self) -> float | None:
         if self.proc is None:
             return None
-        t = self.proc.cpu_times()
-        return float(t.user + t.system + t.children_user + t.children_system)
+        total = 0.0
+        for p in self.tree():
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+        return total
 
     def reset_peak(self) -> None:
         if self.proc is None:
             return
-        try:  # "5" resets VmHWM to the current RSS (Linux >= 4.0)
-            Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
-            self.hwm_reset = True
-        except OSError:
-            self.hwm_reset = False
+        self.hwm_reset = True
+        for p in self.tree():
+            try:  # "5" resets VmHWM to the current RSS (Linux >= 4.0)
+                Path(f"/proc/{p.pid}/clear_refs").write_text("5")
+            except OSError:
+                self.hwm_reset = False
 
     def peak_mib(self) -> float | None:
         if self.proc is None:
             return None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float(self.proc.memory_info().rss) / MiB
+        total = 0.0
+        for p in self.tree():
+            with contextlib.suppress(OSError, psutil.Error):
+                for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1]) / 1024
+        return total
 
 
 class S3:
@@ -429,6 +446,7 @@ def tessera_server(args: argparse.Namespace) -> Iterator[tuple[str, str, str, in
     env = {**os.environ, "TESSERA_ROOT_ACCESS_KEY": access, "TESSERA_ROOT_SECRET_KEY": secret}
     exe = Path(sys.executable).with_name("tessera")
     cmd = [str(exe), "serve", "--data", str(root / "data"), "--listen", "127.0.0.1:0"]
+    cmd += ["--workers", str(args.workers)]
     log = root / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -549,6 +567,7 @@ def main() -> None:
     p.add_argument("--list-page", type=int, default=1000)
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1, help="tessera serve --workers [1]")
     p.add_argument("--endpoint", help="http://127.0.0.1:PORT of a running S3 server")
     p.add_argument("--access-key")
     p.add_argument("--secret-key")

@@ -176,8 +176,9 @@ def launch(
     ``data_dir``/``listen`` become ``--data``/``--listen`` unless None (then the
     configuration decides); ``root_keys`` go in ``TESSERA_ROOT_*`` unless None (then
     the server uses its stored or generated ones). Output goes to files in
-    ``log_dir`` (default: beside ``data_dir``). Returns the process and the paths
-    of its stdout and stderr.
+    ``log_dir`` (default: beside ``data_dir``). ``TESSERA_TEST_WORKERS=N`` in the
+    test run's environment adds ``--workers N`` (unless ``args`` choose). Returns
+    the process and the paths of its stdout and stderr.
     """
     cmd = server_command()
     if data_dir is not None:
@@ -187,6 +188,9 @@ def launch(
     if tls is not None:
         cmd += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
     cmd += list(args)
+    workers = os.environ.get("TESSERA_TEST_WORKERS")  # run a suite against N processes
+    if workers and "--workers" not in args:
+        cmd += ["--workers", workers]
     extra = dict(env or {})
     if root_keys is not None:
         extra.setdefault("TESSERA_ROOT_ACCESS_KEY", root_keys[0])

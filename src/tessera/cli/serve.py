@@ -53,6 +53,16 @@ def serve_command(
             help="Comma-separated block-volume directories [default: DATA/disk0] (config: storage.disks).",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            metavar="N",
+            min=1,
+            max=64,
+            help="Processes serving requests [default: 1] (config: server.workers).",
+        ),
+    ] = None,
 ) -> None:
     """Serve S3 on HOST:PORT until SIGTERM or SIGINT.
 
@@ -70,6 +80,7 @@ def serve_command(
                 "server.tls_cert": tls_cert,
                 "server.tls_key": tls_key,
                 "storage.disks": disks,
+                "server.workers": workers,
             },
         )
     except ConfigError as e:

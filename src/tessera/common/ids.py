@@ -29,7 +29,19 @@ def new_upload_id() -> str:
     return secrets.token_urlsafe(24)
 
 
-_request_ids = itertools.count(int.from_bytes(os.urandom(6), "big") << 16)
+def _request_id_counter() -> itertools.count[int]:
+    return itertools.count(int.from_bytes(os.urandom(6), "big") << 16)
+
+
+_request_ids = _request_id_counter()
+
+
+def _reseed_after_fork() -> None:
+    global _request_ids
+    _request_ids = _request_id_counter()
+
+
+os.register_at_fork(after_in_child=_reseed_after_fork)  # worker processes: own ranges
 
 
 def new_request_id() -> str:

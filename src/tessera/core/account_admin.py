@@ -78,6 +78,7 @@ class AccountAdminOps(AccountOps):
         for key_id, (key, _) in list(self._key_cache.items()):
             if key.account_id == account_id:
                 self._key_cache.pop(key_id, None)
+        self.epoch.bump()
 
     async def list_account_ids(self, who: Principal) -> list[str]:
         """Every account id, in order (root only). Raises AccessDenied."""

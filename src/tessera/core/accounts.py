@@ -48,6 +48,7 @@ class AccountOps(ServiceBase):
                 AccessKey(access_key_id, secret, account_id, self.clock.now())
             )
             self._key_cache.pop(access_key_id, None)
+            self.epoch.bump()
 
     async def create_access_key(self, account_id: str) -> AccessKey:
         """A new random key pair for an existing account. Raises AccountNotFound."""
@@ -64,6 +65,7 @@ class AccountOps(ServiceBase):
         request needs one, and it was a metadata read each time): a key deleted
         or disabled through *another* gateway keeps working here for at most
         that long; through this one, at once. Unknown keys are not cached."""
+        self._check_epoch()
         now = self.clock.now()
         cached = self._key_cache.get(access_key_id)
         if cached is not None and cached[1] > now:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tessera.common.clock import Clock, SystemClock
 from tessera.core.access import require_bucket
@@ -39,6 +40,30 @@ class CoreOptions:
     that bucket configuration changes take time to propagate."""
 
 
+class CacheEpoch(Protocol):
+    """Says when cached bucket and access-key records may be stale because another
+    process sharing the metadata store changed one (``tessera serve --workers``).
+
+    :meth:`bump` is called after every committed change of a bucket record or a
+    key; :meth:`token` is read before each cached lookup, and a token unlike the
+    last one read empties both caches. Both must be cheap (every request)."""
+
+    def token(self) -> bytes: ...
+
+    def bump(self) -> None: ...
+
+
+class LocalEpoch:
+    """The epoch of a process that is alone with its caches: its own changes
+    already forget what they change, so nothing more is needed."""
+
+    def token(self) -> bytes:
+        return b""
+
+    def bump(self) -> None:
+        pass
+
+
 class ServiceBase:
     """Holds the injected stores; operation groups (mixins) build on it."""
 
@@ -58,6 +83,10 @@ class ServiceBase:
         self._key_cache: dict[str, tuple[AccessKey, float]] = {}
         self._buckets: dict[str, tuple[Bucket, float]] = {}
         """Bucket records by name, each reused for ``options.bucket_cache_ttl``."""
+        self.epoch: CacheEpoch = LocalEpoch()
+        """Replaceable (before the first request) when several processes share
+        the metadata store and should see each other's changes at once."""
+        self._epoch_seen = b""
         """Policy of new buckets; replaceable (a cluster's ``auto`` policy follows
         the number of chunk servers)."""
 
@@ -69,6 +98,7 @@ class ServiceBase:
         """The bucket if ``who`` has ``need`` (``owner``, ``read``, ``write`` or
         ``exists``: no check) on it; see :mod:`tessera.core.access`. Raises
         BucketNotFound, AccessDenied."""
+        self._check_epoch()
         now = self.clock.now()
         cached = self._buckets.get(name)
         if cached is not None and cached[1] > now:
@@ -83,10 +113,23 @@ class ServiceBase:
             require_bucket(who, bucket, need)
         return bucket
 
+    def _check_epoch(self) -> None:
+        """Empty the bucket and key caches if another process changed a record."""
+        token = self.epoch.token()
+        if token != self._epoch_seen:
+            self._buckets.clear()
+            self._key_cache.clear()
+            self._epoch_seen = token
+
+    def _forget_bucket(self, name: str) -> None:
+        """After a bucket record changed (or may have): drop it here, tell the others."""
+        self._buckets.pop(name, None)
+        self.epoch.bump()
+
     async def _update_bucket(self, bucket: Bucket) -> None:
         """Store a changed bucket record (and forget the cached one)."""
         self._buckets.pop(bucket.name, None)
         try:
             await self.meta.update_bucket(bucket)
         finally:
-            self._buckets.pop(bucket.name, None)
+            self._forget_bucket(bucket.name)

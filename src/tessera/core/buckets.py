@@ -74,7 +74,7 @@ class BucketOps(ServiceBase):
         try:
             await self.meta.delete_bucket(name)
         finally:
-            self._buckets.pop(name, None)
+            self._forget_bucket(name)
 
     async def list_buckets(self, who: Principal) -> list[Bucket]:
         """The caller's buckets by name. AccessDenied for anonymous callers."""

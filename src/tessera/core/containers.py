@@ -121,7 +121,7 @@ class ContainerOps(ServiceBase):
                 if not force:
                     raise
             finally:
-                self._buckets.pop(name, None)
+                self._forget_bucket(name)
         raise BucketNotEmpty("The bucket kept receiving objects while being emptied", bucket=name)
 
     async def _remove_all_versions(self, name: str) -> None:
@@ -171,4 +171,5 @@ class ContainerOps(ServiceBase):
             with contextlib.suppress(Exception):  # the original error matters more
                 await self._remove_all_versions(snapshot)
                 await self.meta.delete_bucket(snapshot)
+            self._forget_bucket(snapshot)
             raise

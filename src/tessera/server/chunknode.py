@@ -46,13 +46,13 @@ from tessera.model.cluster import DiskInfo, ServerInfo
 from tessera.server.config import Config
 from tessera.server.node import (
     FIRST_SCRUB,
-    LOCK_FILE,
     MAX_HEADER_SIZE,
     DataDirLock,
     NodeError,
     _url,
     _write_private,
     cancel_task,
+    locked_dir,
     run_process,
     volume_id,
 )
@@ -143,13 +143,7 @@ async def run_chunkserver(cfg: Config, *, on_ready: Callable[[str], None] | None
         async with contextlib.AsyncExitStack() as stack:
             volumes: list[LocalVolume] = []
             for i, disk in enumerate(disks):
-                try:
-                    disk.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise NodeError(f"cannot create disk directory {disk}: {e.strerror}") from None
-                lock = DataDirLock(disk / LOCK_FILE)
-                lock.acquire()
-                locks.append(lock)
+                locks.append(locked_dir(disk, "disk directory"))
                 vol = LocalVolume(
                     disk,
                     volume_id(disk, i),

@@ -159,6 +159,9 @@ class ServerConfig(_Section):
     tls_cert: OptionalPath = None
     tls_key: OptionalPath = None
     shutdown_timeout: float = Field(default=10.0, ge=0, le=3600)
+    workers: int = Field(default=1, ge=1, le=64)
+    """Processes serving requests, sharing the listening socket, the metadata
+    store and the disks (one process uses one core; see server/workers.py)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("listen")

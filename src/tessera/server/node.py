@@ -79,6 +79,7 @@ from tessera.meta.sql.store import SqlMetadataStore
 from tessera.protocol.blocks import derive_key
 from tessera.server.cluster import ClusterWatcher
 from tessera.server.config import ROOT_ACCOUNT_ID, Config
+from tessera.server.workers import WorkerError, WorkerSlot, supervise
 
 __all__ = [
     "CREDENTIALS_FILE",
@@ -168,6 +169,18 @@ class DataDirLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def locked_dir(path: Path, what: str) -> DataDirLock:
+    """Create directory ``path`` if needed and take its :data:`LOCK_FILE` lock.
+    Raises NodeError (``what`` names the directory in the message)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NodeError(f"cannot create {what} {path}: {e.strerror}") from None
+    lock = DataDirLock(path / LOCK_FILE)
+    lock.acquire()
+    return lock
 
 
 # ------------------------------------------------------------ root credentials
@@ -386,7 +399,11 @@ def _announce(creds: RootCredentials, data_dir: Path) -> None:
 
 
 async def run_node(
-    cfg: Config, *, on_ready: Callable[[str], None] | None = None, mode: str = "serve"
+    cfg: Config,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    mode: str = "serve",
+    worker: WorkerSlot | None = None,
 ) -> None:
     """Start the node described by ``cfg`` and serve until SIGTERM or SIGINT.
 
@@ -395,6 +412,10 @@ async def run_node(
     ``on_ready`` receives the base URL once the socket accepts requests (after the
     ready line is printed). Raises NodeError when the node cannot start; whatever
     was opened is closed again first.
+
+    With ``worker`` this is one of several worker processes (see
+    :mod:`tessera.server.workers`): the supervisor holds the lock, printed the
+    credentials and owns the listening socket; the worker prints nothing.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -414,30 +435,33 @@ async def run_node(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     data_dir = cfg.data_dir
+    # A worker's supervisor holds the lock (and created the directory).
+    lock = None if worker is not None else locked_dir(data_dir, "data directory")
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise NodeError(f"cannot create data directory {data_dir}: {e.strerror}") from None
-    lock = DataDirLock(data_dir / LOCK_FILE)
-    try:
-        lock.acquire()
         creds = ensure_root_credentials(cfg)
-        _announce(creds, data_dir)
+        if worker is None:
+            _announce(creds, data_dir)
         async with contextlib.AsyncExitStack() as stack:
-            url = await _start(cfg, creds, stack, mode)
-            print(f"{READY_PREFIX} {url}", flush=True)
+            url = await _start(cfg, creds, stack, mode, worker)
+            if worker is None:
+                print(f"{READY_PREFIX} {url}", flush=True)
             if on_ready is not None:
                 on_ready(url)
             await stop.wait()
         log.info("Tessera stopped")
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
 
 
 async def _start(
-    cfg: Config, creds: RootCredentials, stack: contextlib.AsyncExitStack, mode: str
+    cfg: Config,
+    creds: RootCredentials,
+    stack: contextlib.AsyncExitStack,
+    mode: str,
+    worker: WorkerSlot | None,
 ) -> str:
     """Build and start everything; register each closer on ``stack`` as soon as its
     object exists. Returns the base URL."""
@@ -463,6 +487,8 @@ async def _start(
             await watcher.refresh()
         service = ObjectService(meta, data, options=core_options(cfg, len(data.volume_ids)))
         service.par_options = ParOptions(max_ttl=cfg.gateway.par_max_ttl)
+        if worker is not None:
+            service.epoch = worker.epoch
         if watcher is not None:
             w = watcher
             service.default_policy = lambda: cfg.storage.policy(
@@ -479,7 +505,8 @@ async def _start(
     lease = Lease(
         meta,
         "background",
-        holder=f"{socket.gethostname()}:{cfg.data_dir}",
+        holder=f"{socket.gethostname()}:{cfg.data_dir}"
+        + (f"#{worker.index}" if worker is not None else ""),
         ttl=cfg.cluster.lease_ttl,
     )
     await lease.renew()
@@ -492,10 +519,12 @@ async def _start(
             name="gc",
         ),
         asyncio.create_task(healer.run(cfg.storage.heal_interval, leader=lease), name="healer"),
-        asyncio.create_task(service.run_par_sweeper(), name="par-sweep"),
     ]
+    first = worker is None or worker.index == 0  # what runs once per node
+    if first:
+        tasks.append(asyncio.create_task(service.run_par_sweeper(), name="par-sweep"))
     scrubber: Scrubber | None = None
-    if mode == "serve" and cfg.storage.scrub_rate > 0:
+    if mode == "serve" and cfg.storage.scrub_rate > 0 and first:
         scrubber = Scrubber(
             data.volumes, rate=cfg.storage.scrub_rate, interval=cfg.storage.scrub_interval
         )
@@ -504,7 +533,7 @@ async def _start(
                 scrubber.run(min(cfg.storage.scrub_interval, FIRST_SCRUB)), name="scrubber"
             )
         )
-    if mode == "serve":
+    if mode == "serve" and first:
         tasks.append(asyncio.create_task(empty_trash(data), name="trash"))
     if watcher is not None:
         tasks.append(asyncio.create_task(watcher.run(), name="cluster-map"))
@@ -558,7 +587,11 @@ async def _start(
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
     host, port = cfg.server.address
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    site: web.BaseSite
+    if worker is not None:
+        site = web.SockSite(runner, worker.sock, ssl_context=ssl_context)
+    else:
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
     try:
         await site.start()
     except OSError as e:
@@ -605,9 +638,49 @@ def tune_malloc() -> None:
 
 
 def serve(cfg: Config, mode: str = "serve") -> None:
-    """Process entry point: :func:`run_node` through :func:`run_process`. ``mode``:
-    see :func:`run_node`. Raises NodeError."""
-    run_process(cfg, run_node(cfg, mode=mode))
+    """Process entry point: :func:`run_node` through :func:`run_process`, or
+    ``server.workers`` of them under a supervisor (:mod:`tessera.server.workers`).
+    ``mode``: see :func:`run_node`. Raises NodeError."""
+    if cfg.server.workers <= 1:
+        run_process(cfg, run_node(cfg, mode=mode))
+        return
+    data_dir = cfg.data_dir
+    lock = locked_dir(data_dir, "data directory")
+    try:
+        _announce(ensure_root_credentials(cfg), data_dir)
+        _tls_context(cfg)  # a bad certificate fails here, once, not in every worker
+        host, port = cfg.server.address
+        try:
+            sock = socket.create_server(
+                (host, port),
+                family=socket.AF_INET6 if ":" in host else socket.AF_INET,
+                backlog=1024,
+            )
+        except OSError as e:
+            raise NodeError(f"cannot listen on {cfg.server.listen}: {e.strerror or e}") from None
+
+        def run(slot: WorkerSlot) -> int:
+            try:
+                run_process(cfg, run_node(cfg, mode=mode, worker=slot, on_ready=slot.ready))
+            except NodeError as e:
+                print(f"tessera: worker {slot.index}: error: {e}", file=sys.stderr, flush=True)
+                return 1
+            return 0
+
+        try:
+            supervise(
+                sock,
+                cfg.server.workers,
+                run,
+                on_ready=lambda url: print(f"{READY_PREFIX} {url}", flush=True),
+                stop_timeout=cfg.server.shutdown_timeout + 10.0,
+            )
+        except WorkerError as e:
+            raise NodeError(str(e)) from None
+        finally:
+            sock.close()
+    finally:
+        lock.release()
 
 
 def run_process(cfg: Config, main: Coroutine[Any, Any, None]) -> None:

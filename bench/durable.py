@@ -67,13 +67,14 @@ def _env() -> dict[str, str]:
     return env
 
 
-def one(tmp: Path, quick: bool) -> dict:
+def one(tmp: Path, quick: bool, workers: int = 1) -> dict:
     disks = [tmp / f"disk{i}" for i in range(6)]
     log = tmp / "serve.log"
     with log.open("wb") as f:
         proc = subprocess.Popen(
             [PY, "-m", "tessera.cli.main", "serve", "--data", str(tmp / "data"),
-             "--listen", "127.0.0.1:0", "--disks", ",".join(map(str, disks))],
+             "--listen", "127.0.0.1:0", "--disks", ",".join(map(str, disks)),
+             "--workers", str(workers)],
             stdout=f, stderr=subprocess.STDOUT, env=_env(),
         )  # fmt: skip
     try:
@@ -120,13 +121,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--setups", default="one,cluster")
     p.add_argument("--quick", action="store_true", help="4 x 32 MiB")
+    p.add_argument("--workers", type=int, default=1, help="setup one: serve --workers [1]")
     p.add_argument("--json", metavar="FILE")
     args = p.parse_args()
     results = {}
     for setup in args.setups.split(","):
         with tempfile.TemporaryDirectory(prefix=f"tessera-durable-{setup}-") as d:
             print(f"=== {setup} ===", flush=True)
-            results[setup] = {"one": one, "cluster": cluster}[setup](Path(d), args.quick)
+            if setup == "one":
+                results[setup] = one(Path(d), args.quick, args.workers)
+            else:
+                results[setup] = cluster(Path(d), args.quick)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

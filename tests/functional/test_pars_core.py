@@ -1,19 +1,22 @@
 """PARs in the core (:mod:`tessera.core.pars`) over SQLite and a local volume,
-with a fake clock: creation rules, resolution, scope, revocation, sweeping."""
+with a fake clock: creation rules, resolution, scope, revocation, sweeping, and
+the jobs of calculation PARs (also seen from a second service over the same
+metadata file, as another worker process would)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from tessera.common.clock import FakeClock
-from tessera.core.par_jobs import JobState
+from tessera.core.par_jobs import HEARTBEAT_TIMEOUT, STALE_ERROR, JobState
 from tessera.core.pars import ParOptions
-from tessera.core.requests import GetRequest, Principal, PutRequest
+from tessera.core.requests import CopyRequest, CopyResult, GetRequest, Principal, PutRequest
 from tessera.core.service import ObjectService
 from tessera.data.store import SegmentStore
 from tessera.data.volume import LocalVolume
@@ -26,7 +29,7 @@ from tessera.model.errors import (
     ParExpired,
     ParNotFound,
 )
-from tessera.model.pars import Par
+from tessera.model.pars import Par, ParJob
 
 T0 = 1_000_000.0
 OWNER, OTHER = Principal("owner"), Principal("other")
@@ -181,12 +184,32 @@ async def test_list_and_sweep(svc: ObjectService, clock: FakeClock) -> None:
 
 
 # -- calculation PARs ----------------------------------------------------------------------------
+@pytest.fixture
+async def svc2(
+    svc: ObjectService, tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[ObjectService]:
+    """A second service over the same metadata file and volume: another worker process."""
+    meta = await SqlMetadataStore.connect(f"sqlite:///{tmp_path / 'm.db'}", migrate=True)
+    service = ObjectService(meta, SegmentStore([LocalVolume(tmp_path / "d0", "d0")]), clock=clock)
+    yield service
+    await service.close()
+
+
+async def _until(svc: ObjectService, par: Par, done: Callable[[JobState], bool]) -> JobState:
+    """Poll the job's state until ``done`` says so (bounded: the jobs here are small)."""
+    deadline = time.monotonic() + 30
+    while True:
+        state = await svc.par_job_status(par)
+        assert state is not None
+        if done(state):
+            return state
+        assert time.monotonic() < deadline, state
+        await asyncio.sleep(0.02)
+
+
 async def _wait(svc: ObjectService, par: Par) -> JobState:
-    """The job's final state (bounded: the jobs here touch a handful of objects)."""
-    state = svc.par_job_status(par)
-    assert state is not None and state.task is not None
-    await asyncio.wait_for(asyncio.shield(state.task), timeout=30)
-    return state
+    """The job's final state."""
+    return await _until(svc, par, lambda s: s.state != "running")
 
 
 async def test_calculation_par_rules(svc: ObjectService) -> None:
@@ -203,10 +226,12 @@ async def test_calculation_par_rules(svc: ObjectService) -> None:
             svc.par_target(calc, action, key)
     data, _ = await svc.create_par(OWNER, "mine", expires=T0 + 60)
     with pytest.raises(AccessDenied):
-        svc.start_par_job(data, {})
-    assert svc.par_job_status(calc) is None
+        await svc.start_par_job(data, {})
+    assert await svc.par_job_status(calc) is None
+    assert await svc.stop_par_job(calc) is None
     with pytest.raises(InvalidArgument):
-        svc.start_par_job(calc, {"prefix": "a", "other": "b"})
+        await svc.start_par_job(calc, {"prefix": "a", "other": "b"})
+    assert await svc.par_job_status(calc) is None
 
 
 async def test_verify_job_finds_corrupt_objects(svc: ObjectService, tmp_path: Path) -> None:
@@ -214,7 +239,7 @@ async def test_verify_job_finds_corrupt_objects(svc: ObjectService, tmp_path: Pa
         await svc.put_object(OWNER, PutRequest("mine", f"v/{i}", _body(b"%d" % i * 100_000)))
     await svc.put_object(OWNER, PutRequest("mine", "skip", _body(b"not under the prefix")))
     calc, _ = await svc.create_par(OWNER, "mine", job="verify", expires=T0 + 60)
-    svc.start_par_job(calc, {"prefix": "v/"})
+    await svc.start_par_job(calc, {"prefix": "v/"})
     state = await _wait(svc, calc)
     assert (state.state, state.progress["objects"], state.result["bad"]) == ("done", 3, [])
     assert state.progress["bytes"] == 300_000
@@ -225,7 +250,7 @@ async def test_verify_job_finds_corrupt_objects(svc: ObjectService, tmp_path: Pa
     raw = bytearray(victim.read_bytes())
     raw[-10] ^= 0xFF
     victim.write_bytes(bytes(raw))
-    svc.start_par_job(calc, {"prefix": "v/"})
+    await svc.start_par_job(calc, {"prefix": "v/"})
     state = await _wait(svc, calc)
     assert state.state == "done" and state.progress["objects"] == 3
     assert len(state.result["bad"]) + len(state.result["unreadable"]) == 1
@@ -236,19 +261,82 @@ async def test_copy_prefix_job_and_stop(svc: ObjectService) -> None:
         await svc.put_object(OWNER, PutRequest("mine", f"src/{i}", _body(b"x%d" % i)))
     calc, secret = await svc.create_par(OWNER, "mine", job="copy-prefix", expires=T0 + 60)
     with pytest.raises(InvalidArgument):
-        svc.start_par_job(calc, {"source": "src/", "destination": "src/sub/"})
-    svc.start_par_job(calc, {"source": "src/", "destination": "dst/"})
+        await svc.start_par_job(calc, {"source": "src/", "destination": "src/sub/"})
+    await svc.start_par_job(calc, {"source": "src/", "destination": "dst/"})
     with pytest.raises(Conflict):  # one run at a time
-        svc.start_par_job(calc, {"source": "src/", "destination": "dst/"})
+        await svc.start_par_job(calc, {"source": "src/", "destination": "dst/"})
     state = await _wait(svc, calc)
     assert (state.state, state.progress["copied"], state.result["failed"]) == ("done", 4, {})
+    assert state.document()["args"] == {"source": "src/", "destination": "dst/"}
     read = await svc.get_object(OWNER, GetRequest("mine", "dst/2"))
     assert read.body is not None and b"".join([p async for p in read.body]) == b"x2"
     # stop: a fresh run is cancelled and says so; revoking stops a run too
-    svc.start_par_job(calc, {"source": "src/", "destination": "again/"})
+    await svc.start_par_job(calc, {"source": "src/", "destination": "again/"})
     stopped = await svc.stop_par_job(calc)
     assert stopped is not None and stopped.state in ("stopped", "done")
-    svc.start_par_job(calc, {"source": "src/", "destination": "third/"})
+    assert (await svc.par_job_status(calc)) == stopped
+    await svc.start_par_job(calc, {"source": "src/", "destination": "third/"})
     await svc.revoke_par_with_secret(calc.id, secret)
-    last = svc.par_job_status(calc)
-    assert last is not None and last.task is not None and last.task.done()
+    last = await svc.par_job_status(calc)
+    assert last is not None and last.state in ("stopped", "done")
+
+
+async def test_job_seen_and_stopped_from_another_process(
+    svc: ObjectService, svc2: ObjectService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(4):
+        await svc.put_object(OWNER, PutRequest("mine", f"src/{i}", _body(b"x%d" % i)))
+    calc, _ = await svc.create_par(OWNER, "mine", job="copy-prefix", expires=T0 + 60)
+    copy = svc.copy_object
+
+    async def held(who: Principal, req: CopyRequest) -> CopyResult:
+        if req.src_key == "src/2":  # the first service's run hangs on its third object
+            await asyncio.Event().wait()
+        return await copy(who, req)
+
+    monkeypatch.setattr(svc, "copy_object", held)
+    await svc.start_par_job(calc, {"source": "src/", "destination": "dst/"})
+    # the other process sees the progress the holder writes, and no second run starts
+    state = await _until(svc2, calc, lambda s: s.progress.get("copied") == 2)
+    assert (state.job, state.state, state.args) == (
+        "copy-prefix",
+        "running",
+        {"source": "src/", "destination": "dst/"},
+    )
+    with pytest.raises(Conflict):
+        await svc2.start_par_job(calc, {"source": "src/", "destination": "other/"})
+    # a stop from the other process reaches the holder at its next write
+    stopped = await svc2.stop_par_job(calc)
+    assert stopped is not None and (stopped.state, stopped.progress) == ("stopped", {"copied": 2})
+    assert await svc.par_job_status(calc) == stopped
+    # a new run started there is watched from here
+    await svc2.start_par_job(calc, {"source": "src/", "destination": "dst/"})
+    state = await _wait(svc, calc)
+    assert (state.state, state.progress, state.result) == ("done", {"copied": 4}, {"failed": {}})
+
+
+async def test_stale_run_reported_failed_and_replaced(svc: ObjectService, clock: FakeClock) -> None:
+    calc, _ = await svc.create_par(OWNER, "mine", job="verify", expires=T0 + 600)
+    dead = ParJob(calc.id, "verify", {"prefix": ""}, "gone:1:abcd:1", started=T0, updated=T0)
+    assert await svc.meta.start_par_job(dead, T0)  # a run of a process that then died
+    state = await svc.par_job_status(calc)
+    assert state is not None and (state.state, state.error) == ("running", "")
+    with pytest.raises(Conflict):
+        await svc.start_par_job(calc, {"prefix": ""})
+    clock.advance(HEARTBEAT_TIMEOUT + 1)
+    state = await svc.par_job_status(calc)
+    assert state is not None and (state.state, state.error) == ("failed", STALE_ERROR)
+    stopped = await asyncio.wait_for(svc.stop_par_job(calc), timeout=1)  # nothing to wait for
+    assert stopped == state
+    await svc.start_par_job(calc, {"prefix": ""})
+    assert (await _wait(svc, calc)).state == "done"
+
+
+async def test_job_state_swept_with_its_par(svc: ObjectService, clock: FakeClock) -> None:
+    calc, _ = await svc.create_par(OWNER, "mine", job="verify", expires=T0 + 10)
+    await svc.start_par_job(calc, {"prefix": ""})
+    await _wait(svc, calc)
+    svc.par_options = dataclasses.replace(svc.par_options, keep_expired=0)
+    clock.advance(11)
+    assert await svc.sweep_pars() == 1
+    assert await svc.meta.get_par_job(calc.id) is None

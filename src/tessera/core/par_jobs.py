@@ -16,8 +16,19 @@ Job kinds:
   shared, no bytes move). Refused when one prefix contains the other (a copy
   would feed itself). Result: ``{"copied", "failed": {key: error}}``.
 
-State is kept in the process that started the job (one entry per PAR: the last
-run); a gateway restart forgets it. At most one run per PAR at a time.
+State is kept in the metadata store (:meth:`MetadataStore.start_par_job` and
+its siblings): one record per PAR, its last run, so that every process sharing
+the store (the workers of ``tessera serve --workers``, the gateways of a
+cluster) sees, watches and stops it. At most one live run per PAR, whichever
+process started it. The job itself runs in the process that started it, under
+a *holder* id unique to that run (host, process id, a random part, a counter);
+only that holder writes the record: progress at most every
+:data:`REPORT_INTERVAL` seconds (which is also its heartbeat) and always the
+final state. On each write it reads back ``stop_requested`` and stops itself
+when another process asked it to. A ``running`` record not written for
+:data:`HEARTBEAT_TIMEOUT` seconds belongs to a process that stopped: it is
+reported as failed, and a new run may replace it. Timestamps come from the
+service's clock.
 """
 
 from __future__ import annotations
@@ -25,11 +36,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tessera.common.clock import Clock
 from tessera.core.requests import (
     CopyRequest,
     CopyResult,
@@ -39,14 +55,22 @@ from tessera.core.requests import (
     ObjectRead,
     Principal,
 )
+from tessera.meta.store import MetadataStore
 from tessera.model.errors import Conflict, InvalidArgument, TesseraError
-from tessera.model.pars import Par
+from tessera.model.pars import Par, ParJob
 from tessera.model.records import ObjectVersion
 
 log = logging.getLogger(__name__)
 
 JOBS = ("verify", "copy-prefix")
 PAGE = 1000
+REPORT_INTERVAL = 0.5
+"""Seconds between two writes of a running job's progress to the store."""
+HEARTBEAT_TIMEOUT = 30.0
+"""A ``running`` record not written for this long: its process stopped."""
+STALE_ERROR = "the process running the job stopped"
+STOP_WAIT, STOP_POLL = 10.0, 0.1
+"""How long (and how often) a stop waits for another process to end its run."""
 
 
 class JobService(Protocol):
@@ -72,7 +96,12 @@ class JobState:
     progress: dict[str, int] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
     error: str = ""
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, record: ParJob) -> JobState:
+        return cls(
+            record.job, record.args, record.state, record.progress, record.result, record.error
+        )
 
     def document(self) -> dict[str, Any]:
         return {
@@ -83,6 +112,31 @@ class JobState:
             "result": self.result,
             "error": self.error,
         }
+
+
+@dataclass(slots=True)
+class _Run:
+    """A run of this process."""
+
+    par_id: str
+    holder: str
+    state: JobState
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+def _settle(state: JobState, work: asyncio.Task[None]) -> None:
+    """Set the final state from how ``work`` ended."""
+    if work.cancelled():
+        state.state = "stopped"
+        return
+    e = work.exception()
+    if e is None:
+        state.state = "done"
+    elif isinstance(e, TesseraError):
+        state.state, state.error = "failed", e.message
+    else:  # a bug: keep the process alive, say what happened
+        log.error("PAR job %s failed", state.job, exc_info=e)
+        state.state, state.error = "failed", f"internal error: {e}"
 
 
 def _arg(args: dict[str, Any], name: str, *, required: bool = False) -> str:
@@ -111,73 +165,144 @@ def check_args(job: str, args: dict[str, Any]) -> dict[str, str]:
     return checked
 
 
+def process_holder() -> str:
+    """An id unique to this process (and call): ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 class ParJobs:
-    """Runs and remembers the jobs of calculation PARs (one run per PAR at a time)."""
+    """Runs the jobs of calculation PARs and keeps their state in the metadata
+    store (one live run per PAR across every process sharing it)."""
 
-    def __init__(self, service: JobService) -> None:
+    def __init__(self, service: JobService, meta: MetadataStore, clock: Clock) -> None:
         self._service = service
-        self._runs: dict[str, JobState] = {}
+        self._meta = meta
+        self._clock = clock
+        self.holder = process_holder()
+        self._count = itertools.count(1)
+        self._runs: dict[str, _Run] = {}
+        """Runs of this process whose task has not ended, by PAR id."""
 
-    def start(self, par: Par, args: dict[str, Any]) -> JobState:
-        """Start ``par``'s job. Raises InvalidArgument (arguments), Conflict
-        (already running)."""
+    async def start(self, par: Par, args: dict[str, Any]) -> JobState:
+        """Start ``par``'s job. Raises InvalidArgument (arguments), Conflict (a
+        live run exists, in any process), ParNotFound (the PAR is gone)."""
         assert par.job is not None
         checked = check_args(par.job, args)
-        current = self._runs.get(par.id)
-        if current is not None and current.state == "running":
+        now = self._clock.now()
+        run = _Run(par.id, f"{self.holder}:{next(self._count)}", JobState(par.job, checked))
+        record = ParJob(par.id, par.job, checked, run.holder, started=now, updated=now)
+        if not await self._meta.start_par_job(record, now - HEARTBEAT_TIMEOUT):
             raise Conflict("The job is already running; stop it or wait.", par_id=par.id)
-        state = JobState(par.job, checked)
-        run = self._verify if par.job == "verify" else self._copy
-        state.task = asyncio.create_task(
-            self._run(state, run, Principal(par.owner), par.bucket), name=f"par-job-{par.id}"
+        previous = self._runs.get(par.id)
+        if previous is not None and previous.task is not None:
+            previous.task.cancel()  # over, or presumed dead: its writes no longer land
+        work = self._verify if par.job == "verify" else self._copy
+        run.task = asyncio.create_task(
+            self._run(run, work, Principal(par.owner), par.bucket), name=f"par-job-{par.id}"
         )
-        self._runs[par.id] = state
-        return state
+        self._runs[par.id] = run
+        return run.state
+
+    async def status(self, par: Par) -> JobState | None:
+        """The last run's state as stored (None: the PAR never ran a job); a
+        ``running`` run whose process stopped is reported as failed."""
+        record = await self._meta.get_par_job(par.id)
+        return None if record is None else self._view(record)
 
     async def stop(self, par: Par) -> JobState | None:
-        """Stop the running job (waiting for it to end); the last run's state,
-        or None when the PAR never ran one."""
-        state = self._runs.get(par.id)
-        if state is not None:
-            await self._cancel(state)
-        return state
-
-    @staticmethod
-    async def _cancel(state: JobState) -> None:
-        if state.task is not None and not state.task.done():
-            state.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await state.task
-        if state.state == "running":  # cancelled before it even started
-            state.state = "stopped"
-
-    def status(self, par: Par) -> JobState | None:
-        return self._runs.get(par.id)
+        """Stop the running job and return the last run's state (None when the
+        PAR never ran one). A run of this process is cancelled and awaited; one
+        of another process is asked to stop, and awaited for up to
+        :data:`STOP_WAIT` seconds (after that its state may still be ``running``)."""
+        run = self._runs.get(par.id)
+        if run is not None:
+            await self._cancel(run)
+            return run.state
+        record = await self._meta.get_par_job(par.id)
+        if record is None:
+            return None
+        if self._live(record) and await self._meta.request_par_job_stop(par.id):
+            for _ in range(round(STOP_WAIT / STOP_POLL)):
+                await asyncio.sleep(STOP_POLL)
+                record = await self._meta.get_par_job(par.id)
+                if record is None:
+                    return None
+                if record.state != "running":
+                    break
+        return self._view(record)
 
     async def close(self) -> None:
-        """Stop every running job."""
-        for state in list(self._runs.values()):
-            await self._cancel(state)
+        """Stop every running job of this process."""
+        for run in list(self._runs.values()):
+            await self._cancel(run)
 
-    @staticmethod
+    def _live(self, record: ParJob) -> bool:
+        return record.state == "running" and (
+            record.updated >= self._clock.now() - HEARTBEAT_TIMEOUT
+        )
+
+    def _view(self, record: ParJob) -> JobState:
+        state = JobState.of(record)
+        if state.state == "running" and not self._live(record):
+            state.state, state.error = "failed", STALE_ERROR
+        return state
+
+    async def _cancel(self, run: _Run) -> None:
+        if run.task is not None and not run.task.done():
+            run.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await run.task
+        if run.state.state == "running":  # cancelled before it even started
+            run.state.state = "stopped"
+            await self._write(run)
+            self._forget(run)
+
+    def _forget(self, run: _Run) -> None:
+        if self._runs.get(run.par_id) is run:
+            del self._runs[run.par_id]
+
+    async def _write(self, run: _Run) -> bool | None:
+        """Write ``run``'s state to the store; its ``stop_requested`` flag, None
+        when the record is no longer this run's. A failed write is logged (a run
+        whose writes keep failing ends up reported as failed, once stale)."""
+        s = run.state
+        try:
+            return await self._meta.update_par_job(
+                run.par_id,
+                run.holder,
+                state=s.state,
+                progress=s.progress,
+                result=s.result,
+                error=s.error,
+                updated=self._clock.now(),
+            )
+        except Exception:
+            log.warning("writing the state of PAR job %s failed", run.par_id, exc_info=True)
+            return False
+
     async def _run(
-        state: JobState,
-        work: Callable[[Principal, str, JobState], Awaitable[None]],
+        self,
+        run: _Run,
+        work: Callable[[Principal, str, JobState], Coroutine[Any, Any, None]],
         who: Principal,
         bucket: str,
     ) -> None:
+        inner = asyncio.create_task(work(who, bucket, run.state), name=f"par-work-{run.par_id}")
         try:
-            await work(who, bucket, state)
-        except asyncio.CancelledError:
-            state.state = "stopped"
-            raise
-        except TesseraError as e:
-            state.state, state.error = "failed", e.message
-        except Exception as e:  # a bug: keep the process alive, say what happened
-            log.exception("PAR job %s failed", state.job)
-            state.state, state.error = "failed", f"internal error: {e}"
-        else:
-            state.state = "done"
+            while not inner.done():
+                await asyncio.wait([inner], timeout=REPORT_INTERVAL)
+                if not inner.done() and await self._write(run) is not False:
+                    inner.cancel()  # stop requested elsewhere, or a newer run replaced this one
+                    await asyncio.wait([inner])
+        finally:
+            if not inner.done():  # this task was cancelled: a stop in this process, or close
+                inner.cancel()
+                await asyncio.wait([inner])
+            _settle(run.state, inner)
+            try:  # shielded: a second cancellation must not lose the final state
+                await asyncio.shield(self._write(run))
+            finally:
+                self._forget(run)
 
     async def _objects(
         self, who: Principal, bucket: str, prefix: str

@@ -24,11 +24,12 @@ Theory of operation
   each use reads the row.
 * **Calculation PARs** name a job (:mod:`tessera.core.par_jobs`) instead of
   permissions: their holder starts, stops and watches that job on the PAR's
-  bucket, running as the owner, and reaches no data directly. Revoking one
-  stops its job.
+  bucket, running as the owner, and reaches no data directly. The job's state
+  lives in the metadata store, so any gateway or worker answers for it.
+  Revoking one stops its job.
 * **Sweep.** Rows expired for longer than :attr:`ParOptions.keep_expired` are
-  deleted by :meth:`ParOps.sweep_pars`; until then listings show them and uses
-  answer ParExpired. A swept PAR answers ParNotFound.
+  deleted by :meth:`ParOps.sweep_pars` (with their job state); until then
+  listings show them and uses answer ParExpired. A swept PAR answers ParNotFound.
 """
 
 from __future__ import annotations
@@ -213,7 +214,7 @@ class ParOps(ServiceBase):
     def _jobs(self) -> ParJobs:
         if self._par_jobs is None:
             # The service composing ParOps is an ObjectService: it lists, reads and copies.
-            self._par_jobs = ParJobs(cast(JobService, self))
+            self._par_jobs = ParJobs(cast(JobService, self), self.meta, self.clock)
         return self._par_jobs
 
     def _calculation(self, par: Par) -> Par:
@@ -221,20 +222,20 @@ class ParOps(ServiceBase):
             raise _denied("This PAR does not control a job.", par)
         return par
 
-    def start_par_job(self, par: Par, args: dict[str, Any]) -> JobState:
+    async def start_par_job(self, par: Par, args: dict[str, Any]) -> JobState:
         """Start the job of calculation PAR ``par`` (as its owner, in its bucket).
         Raises AccessDenied (not a calculation PAR), InvalidArgument, Conflict
-        (already running)."""
-        return self._jobs().start(self._calculation(par), args)
+        (already running, in this process or another sharing the store)."""
+        return await self._jobs().start(self._calculation(par), args)
 
     async def stop_par_job(self, par: Par) -> JobState | None:
-        """Stop its running job; the last run's state, None if it never ran one.
-        Raises AccessDenied (not a calculation PAR)."""
+        """Stop its running job, wherever it runs; the last run's state, None if
+        it never ran one. Raises AccessDenied (not a calculation PAR)."""
         return await self._jobs().stop(self._calculation(par))
 
-    def par_job_status(self, par: Par) -> JobState | None:
-        """The last run's state (None: never ran). Raises AccessDenied."""
-        return self._jobs().status(self._calculation(par))
+    async def par_job_status(self, par: Par) -> JobState | None:
+        """The last run's state, wherever it runs (None: never ran). Raises AccessDenied."""
+        return await self._jobs().status(self._calculation(par))
 
     async def close_par_jobs(self) -> None:
         """Stop every running job of this process."""

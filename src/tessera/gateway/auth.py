@@ -45,10 +45,12 @@ class AuthContext:
 def signing_headers(request: web.Request) -> dict[str, str]:
     """Lower-case header name -> value (repeated headers joined with ``,``)."""
     out: dict[str, str] = {}
-    for name in request.headers:
+    for name, value in request.headers.items():
         low = name.lower()
-        if low not in out:
-            out[low] = ",".join(request.headers.getall(name))
+        if low in out:
+            out[low] = f"{out[low]},{value}"
+        else:
+            out[low] = value
     return out
 
 

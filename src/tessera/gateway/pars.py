@@ -211,7 +211,7 @@ async def _job(
     (JSON object of job arguments) and ``POST .../stop``."""
     method = request.method
     if method == "GET" and action is None:
-        state = service.par_job_status(par)
+        state = await service.par_job_status(par)
     elif method == "POST" and action == "start":
         body = Body(request, AuthContext(ANONYMOUS, UNSIGNED))
         raw = await body.read_document(ext.MAX_JSON)
@@ -221,7 +221,7 @@ async def _job(
             raise S3Error("MalformedJSON", f"The request body is not valid JSON: {e}") from e
         if not isinstance(args, dict):
             raise S3Error("MalformedJSON", "The job arguments must be a JSON object")
-        state = service.start_par_job(par, args)
+        state = await service.start_par_job(par, args)
     elif method == "POST" and action == "stop":
         state = await service.stop_par_job(par)
     else:

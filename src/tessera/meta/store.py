@@ -34,11 +34,11 @@ Contracts every implementation honours (checked by ``tests/contract``):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from tessera.model.cluster import DiskInfo, ManifestRow, ServerInfo
 from tessera.model.manifest import Manifest
-from tessera.model.pars import Par
+from tessera.model.pars import Par, ParJob
 from tessera.model.records import AccessKey, Account, Bucket, ObjectVersion, Part, Upload
 
 LatestGuard = Callable[[ObjectVersion | None], None]
@@ -366,5 +366,47 @@ class MetadataStore(Protocol):
 
     async def delete_expired_pars(self, before: float, limit: int = 1000) -> int:
         """Delete up to ``limit`` PARs that expired before ``before`` (revoked or
-        not), oldest first; returns the number deleted."""
+        not), oldest first, together with their job records
+        (:meth:`get_par_job` answers None afterwards); returns the number of
+        PARs deleted."""
+        ...
+
+    # -- jobs of calculation PARs (one record per PAR: its last run) -------------------------
+    async def start_par_job(self, job: ParJob, stale_before: float) -> bool:
+        """Store ``job`` as the run of PAR ``job.par_id``, replacing its previous
+        record, unless that record is ``running`` and its ``updated`` is at or
+        after ``stale_before`` (a live run): then False, and nothing changes.
+        Atomic: of concurrent starts while no live run exists, exactly one
+        succeeds. Raises ParNotFound when the PAR does not exist."""
+        ...
+
+    async def get_par_job(self, par_id: str) -> ParJob | None:
+        """The PAR's job record as last written; None when it never ran a job
+        (or the PAR is gone)."""
+        ...
+
+    async def update_par_job(
+        self,
+        par_id: str,
+        holder: str,
+        *,
+        state: str,
+        progress: dict[str, Any],
+        result: dict[str, Any],
+        error: str,
+        updated: float,
+    ) -> bool | None:
+        """Replace ``state``, ``progress``, ``result``, ``error`` and ``updated``
+        of the PAR's job record, only if its ``holder`` is ``holder``; the other
+        fields (``stop_requested`` included) are kept. Returns the record's
+        ``stop_requested`` flag after the update; None, and nothing changes,
+        when there is no record or another holder's (a newer run replaced it).
+        ``progress`` and ``result`` are read before the call first yields (the
+        running job goes on changing them)."""
+        ...
+
+    async def request_par_job_stop(self, par_id: str) -> bool:
+        """Set ``stop_requested`` of the PAR's job record if its state is
+        ``running`` (its holder then stops it); returns whether it was. False,
+        and nothing changes, when there is no record or the run is over."""
         ...

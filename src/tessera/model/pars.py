@@ -5,11 +5,14 @@ A PAR grants whoever holds its URL some of its owner's rights over one bucket
 until it expires or is revoked. The URL carries the PAR's id and a random
 secret; the server keeps only the secret's SHA-256, so a copy of the metadata
 does not reveal usable links.
+
+A calculation PAR's job run is a :class:`ParJob`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +52,27 @@ class Par:
     @property
     def is_calculation(self) -> bool:
         return self.job is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ParJob:
+    """The last run of a calculation PAR's job, as the metadata store keeps it
+    (one per PAR), so that every process sharing the store sees and stops it."""
+
+    par_id: str
+    job: str
+    """The job kind (the PAR's ``job``)."""
+    args: dict[str, str]
+    holder: str
+    """Which run of which process runs (or ran) it; only that holder updates the record."""
+    started: float
+    updated: float
+    """Epoch seconds of the holder's last write: a running job writes regularly,
+    so an old value means the process running it stopped."""
+    state: str = "running"
+    """``running``, ``done``, ``failed`` or ``stopped``."""
+    progress: dict[str, int] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    stop_requested: bool = False
+    """Set by a stop request from another process; the holder stops when it sees it."""

@@ -42,9 +42,7 @@ import ctypes
 import dataclasses
 import fcntl
 import logging
-import logging.handlers
 import os
-import queue
 import secrets
 import signal
 import socket
@@ -79,6 +77,7 @@ from tessera.meta.sql.store import SqlMetadataStore
 from tessera.protocol.blocks import derive_key
 from tessera.server.cluster import ClusterWatcher
 from tessera.server.config import ROOT_ACCOUNT_ID, Config
+from tessera.server.logs import setup_logging
 from tessera.server.workers import WorkerError, WorkerSlot, supervise
 
 __all__ = [
@@ -699,20 +698,4 @@ def run_process(cfg: Config, main: Coroutine[Any, Any, None]) -> None:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(main)
     finally:
-        listener.stop()  # writes out what is queued
-
-
-def setup_logging(level: str) -> logging.handlers.QueueListener:
-    """Log to stderr from a background thread: request threads and the event loop
-    only put records on a queue (the access log writes a line per request, and a
-    synchronous write + flush to stderr cost ~5% of a small request). Returns the
-    started listener; stop it at exit to flush."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(records)]
-    root.setLevel(level.upper())
-    listener = logging.handlers.QueueListener(records, handler)
-    listener.start()
-    return listener
+        listener.stop()  # writes out what is pending

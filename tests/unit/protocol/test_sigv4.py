@@ -970,3 +970,30 @@ def test_boto3_client_requests_verify(seed: int) -> None:
         ExpiresIn=900,
     )
     _server_verify("GET", presigned, {}, secret, presigned=True)
+
+
+def test_parsed_scope_is_shared_but_each_signature_is_its_own() -> None:
+    head = f"AWS4-HMAC-SHA256 Credential={S3_AKID}/{S3_SCOPE}, SignedHeaders=host;x-amz-date"
+    first = sigv4.parse_authorization_header(f"{head}, Signature=AB01", S3_DATE)
+    second = sigv4.parse_authorization_header(f"{head}, Signature=cd02", S3_DATE)
+    assert (first.signature, second.signature) == ("ab01", "cd02")
+    assert first.credential == second.credential
+    assert first.signed_headers == second.signed_headers == ("host", "x-amz-date")
+    # Signature first: the same result through the full parse.
+    reordered = sigv4.parse_authorization_header(
+        f"AWS4-HMAC-SHA256 Signature=ab01, Credential={S3_AKID}/{S3_SCOPE}, "
+        "SignedHeaders=host;x-amz-date",
+        S3_DATE,
+    )
+    assert reordered == first
+
+
+def test_a_cached_scope_still_checks_the_date() -> None:
+    head = f"AWS4-HMAC-SHA256 Credential={S3_AKID}/{S3_SCOPE}, SignedHeaders=host"
+    sigv4.parse_authorization_header(f"{head}, Signature=00", S3_DATE)
+    with pytest.raises(S3Error) as e:
+        sigv4.parse_authorization_header(f"{head}, Signature=00", "20200101T000000Z")
+    assert e.value.code == "AuthorizationHeaderMalformed"
+    with pytest.raises(S3Error) as e:
+        sigv4.parse_authorization_header(f"{head}, Signature=00", "garbage")
+    assert e.value.code == "AccessDenied"

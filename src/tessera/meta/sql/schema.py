@@ -64,6 +64,15 @@ agree). Design choices:
   first. No foreign key to ``buckets``: a PAR outlives nothing it matters to
   (its uses go through the bucket checks) and must not block deleting a bucket.
 
+* **PAR jobs.** ``par_jobs``: the last run of each calculation PAR's job (kind,
+  arguments, state, progress and result as JSON text, error, the ``holder``
+  running it, a ``stop_requested`` flag, start and last-update times), so that
+  every process sharing the store can watch and stop it. The holder rewrites
+  its row while the job runs; a ``running`` row not updated for a while
+  belongs to a process that stopped. ``par_id`` is a foreign key to ``pars``:
+  the expiry sweep deletes a PAR's job row with the PAR, and the database
+  refuses a job row for a PAR that is gone.
+
 * ``versions.upload_id`` names the multipart upload a version was completed
   from (``NULL`` otherwise). It is not indexed: the one query using it (a
   repeated completion) first seeks the key's few versions by
@@ -256,5 +265,22 @@ pars = sa.Table(
     sa.Column("job", sa.Text),
     sa.Index("ix_pars_owner", "owner", "bucket", "created"),
     sa.Index("ix_pars_expires", "expires"),
+    implicit_returning=False,
+)
+
+par_jobs = sa.Table(
+    "par_jobs",
+    metadata,
+    sa.Column("par_id", KeyText, sa.ForeignKey("pars.id"), primary_key=True),
+    sa.Column("job", sa.Text, nullable=False),
+    sa.Column("args", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("progress", sa.Text, nullable=False),
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("holder", sa.Text, nullable=False),
+    sa.Column("stop_requested", sa.Boolean, nullable=False),
+    sa.Column("started", sa.Double, nullable=False),
+    sa.Column("updated", sa.Double, nullable=False),
     implicit_returning=False,
 )

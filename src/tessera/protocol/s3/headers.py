@@ -6,6 +6,7 @@ import base64
 import binascii
 import calendar
 import datetime
+import functools
 import re
 import time
 from email.utils import formatdate, parsedate_tz
@@ -96,8 +97,12 @@ def format_iso8601(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
 
 
+@functools.lru_cache(maxsize=64)
 def parse_amz_date(value: str) -> float | None:
-    """Seconds since the epoch of an ``x-amz-date`` (``20261122T180000Z``), or None."""
+    """Seconds since the epoch of an ``x-amz-date`` (``20261122T180000Z``), or None.
+
+    Cached: every signed request carries one, and requests within a second
+    share it."""
     m = _AMZ_DATE_RE.fullmatch(value)
     if not m:
         return None

@@ -67,7 +67,28 @@ class Authorization:
 
 
 def parse_authorization_header(value: str, amz_date: str) -> Authorization:
-    """Parse ``AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...``."""
+    """Parse ``AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...``.
+
+    A client's requests differ only in their signature (and, each second, their
+    date), so in the usual shape, signature last, the rest is parsed once and
+    cached."""
+    head, comma, last = value.rpartition(",")
+    name, eq, signature = last.strip().partition("=")
+    if comma and eq and name == "Signature":
+        credential, headers = _scope(head, amz_date)
+        return Authorization(credential, headers, signature.strip().lower(), amz_date)
+    return _parse_authorization(value, amz_date)
+
+
+@lru_cache(maxsize=256)
+def _scope(head: str, amz_date: str) -> tuple[Credential, tuple[str, ...]]:
+    """Credential and signed headers of an Authorization header without its
+    signature (errors are raised, never cached)."""
+    auth = _parse_authorization(f"{head}, Signature=0", amz_date)
+    return auth.credential, auth.signed_headers
+
+
+def _parse_authorization(value: str, amz_date: str) -> Authorization:
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm != ALGORITHM:
         if algorithm == "AWS":

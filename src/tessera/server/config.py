@@ -207,6 +207,9 @@ class StorageConfig(_Section):
     """Seconds between two full healing passes (read repair runs continuously)."""
     heal_rate: Size = Field(default=0, ge=0)
     """Bytes per second the healer may rebuild (per gateway); 0: as fast as it can."""
+    direct_io: bool = True
+    """Write block files of 256 KiB or more with O_DIRECT (around the page cache;
+    see data/direct_io.py). Ignored where the file system refuses it."""
     min_free: Size = Field(default=64 * MiB, ge=0)
     """Bytes kept free on every disk: a write that would go below answers
     InsufficientStorage, so deletes and metadata commits still have room."""

@@ -292,7 +292,11 @@ def volume_id(disk: Path, index: int) -> str:
 
 
 def _open_volumes(
-    disks: Sequence[Path], *, min_free: int = 0, trash_delay: float = 86400.0
+    disks: Sequence[Path],
+    *,
+    min_free: int = 0,
+    trash_delay: float = 86400.0,
+    direct_io: bool = False,
 ) -> list[LocalVolume]:
     ids = [volume_id(disk, i) for i, disk in enumerate(disks)]
     if len(set(ids)) != len(ids):
@@ -301,7 +305,7 @@ def _open_volumes(
             + ", ".join(f"{d} = {v}" for d, v in zip(disks, ids, strict=True))
         )
     return [
-        LocalVolume(disk, vid, min_free=min_free, trash_delay=trash_delay)
+        LocalVolume(disk, vid, min_free=min_free, trash_delay=trash_delay, direct_io=direct_io)
         for disk, vid in zip(disks, ids, strict=True)
     ]
 
@@ -317,7 +321,10 @@ def segment_store(cfg: Config, *, gateway: bool = False) -> SegmentStore:
         {}
         if gateway
         else _open_volumes(
-            cfg.disk_dirs, min_free=cfg.storage.min_free, trash_delay=cfg.storage.trash_delay
+            cfg.disk_dirs,
+            min_free=cfg.storage.min_free,
+            trash_delay=cfg.storage.trash_delay,
+            direct_io=cfg.storage.direct_io,
         ),
         topology=Topology(()) if gateway else None,
         segment_size=cfg.storage.segment_size,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -39,8 +40,10 @@ def block_files(root: Path) -> list[str]:
 def make_volume(tmp_path: Path) -> Iterator[Callable[..., LocalVolume]]:
     made: list[LocalVolume] = []
 
-    def make(name: str = "v0", *, root: Path | None = None, min_free: int = 0) -> LocalVolume:
-        vol = LocalVolume(root or tmp_path / name, name, min_free=min_free)
+    def make(
+        name: str = "v0", *, root: Path | None = None, min_free: int = 0, direct_io: bool = False
+    ) -> LocalVolume:
+        vol = LocalVolume(root or tmp_path / name, name, min_free=min_free, direct_io=direct_io)
         made.append(vol)
         return vol
 
@@ -52,3 +55,21 @@ def make_volume(tmp_path: Path) -> Iterator[Callable[..., LocalVolume]]:
 @pytest.fixture
 def payload() -> Callable[[int], bytes]:
     return os.urandom
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Path:
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    try:
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+            capture_output=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        pytest.skip("cannot run mount")
+    if proc.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root?)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], timeout=10, check=False)

@@ -209,24 +209,6 @@ async def test_min_free_reserve(make_volume: MakeVolume) -> None:
     assert (await vol.capacity())[1] == 0
 
 
-@pytest.fixture
-def tiny_tmpfs(tmp_path: Path) -> Path:
-    mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    try:
-        proc = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-            capture_output=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        pytest.skip("cannot run mount")
-    if proc.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (not root?)")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], timeout=10, check=False)
-
-
 async def test_real_disk_full_on_tmpfs(tiny_tmpfs: Path, make_volume: MakeVolume) -> None:
     vol = make_volume("full", root=tiny_tmpfs)
     total, free = await vol.capacity()

@@ -1,39 +1,15 @@
-"""Shared helpers for the data-path tests."""
+"""Shared fixtures for the data-path tests (plain helpers: ``data_helpers``)."""
 
 from __future__ import annotations
 
 import os
-import random
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tessera.data.volume import LocalVolume
-
-
-def chunked(data: bytes, sizes: Callable[[], int]) -> AsyncIterator[bytes]:
-    """A byte source yielding ``data`` in chunks of the sizes ``sizes()`` returns."""
-
-    async def gen() -> AsyncIterator[bytes]:
-        pos = 0
-        while pos < len(data):
-            n = max(1, sizes())
-            yield data[pos : pos + n]
-            pos += n
-
-    return gen()
-
-
-def random_chunks(data: bytes, seed: int, biggest: int) -> AsyncIterator[bytes]:
-    rng = random.Random(seed)
-    return chunked(data, lambda: rng.randint(1, biggest))
-
-
-def block_files(root: Path) -> list[str]:
-    """Names of the visible block files under a volume root."""
-    return sorted(p.name for p in (root / "blocks").glob("*/*"))
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from data_helpers import block_files
 
 from tessera.data import blockfile
 from tessera.data.direct_io import ALIGN, MIN_DIRECT, WINDOW, DirectWriter
@@ -17,10 +18,6 @@ from tessera.data.volume import LocalVolume
 from tessera.model.errors import DataCorruption, StorageFull
 
 MakeVolume = Callable[..., LocalVolume]
-
-
-def block_files(root: Path) -> list[str]:
-    return sorted(p.name for p in (root / "blocks").glob("*/*"))
 
 
 def _direct_ok(path: Path) -> bool:

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import yarl
 from aiohttp import web
-from conftest import block_files
+from data_helpers import block_files
 
 from tessera.chunkserver import make_chunk_app
 from tessera.common.checksums import crc32c_value

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import blake3
 import crc32c
 import pytest
-from conftest import chunked, random_chunks
+from data_helpers import chunked, random_chunks
 
 from tessera.common.streams import from_bytes
 from tessera.data.segmenter import FIRST, BufferPool, Segmenter

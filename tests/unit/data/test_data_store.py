@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from conftest import block_files, random_chunks
+from data_helpers import block_files, random_chunks
 
 from tessera.common.checksums import Buffer
 from tessera.common.ranges import ByteRange, RangeSpec

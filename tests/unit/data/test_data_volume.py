@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import block_files
+from data_helpers import block_files
 
 from tessera.common.checksums import crc32c_value
 from tessera.data import blockfile

@@ -80,6 +80,8 @@ class ServiceBase:
         self.clock: Clock = clock or SystemClock()
         self.options = options or CoreOptions()
         self.default_policy: Callable[[], str] = lambda: self.options.default_policy
+        """Policy of new buckets; replaceable (a cluster's ``auto`` policy follows
+        the number of chunk servers)."""
         self._key_cache: dict[str, tuple[AccessKey, float]] = {}
         self._buckets: dict[str, tuple[Bucket, float]] = {}
         """Bucket records by name, each reused for ``options.bucket_cache_ttl``."""
@@ -87,8 +89,6 @@ class ServiceBase:
         """Replaceable (before the first request) when several processes share
         the metadata store and should see each other's changes at once."""
         self._epoch_seen = b""
-        """Policy of new buckets; replaceable (a cluster's ``auto`` policy follows
-        the number of chunk servers)."""
 
     def policy_for(self, bucket: Bucket, storage_class: str) -> str:
         """The storage policy of an object written to ``bucket`` with ``storage_class``."""

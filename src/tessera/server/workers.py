@@ -26,9 +26,9 @@ others and the supervisor exits 1, for the service manager to restart the node
 What stays per process: the bucket and access-key caches, kept coherent by the
 shared epoch; background work that must run once (scrubbing, emptying the trash,
 sweeping expired links) runs in worker 0 only, and healing and orphan collection
-take the cluster lease as they do across gateways. Job state of calculation PARs
-and the healer's in-memory status are per worker (an admin status call answers
-for the worker it reached).
+take the cluster lease as they do across gateways. The healer's and scrubber's
+in-memory status are per worker (an admin status call answers for the worker
+it reached); calculation-PAR jobs keep their state in the metadata store.
 
 A worker dies with its supervisor (``PR_SET_PDEATHSIG``), so a ``kill -9`` of the
 supervisor cannot leave workers holding the data directory.

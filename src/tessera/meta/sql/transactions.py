@@ -10,12 +10,13 @@ writing connection; transactions start with ``BEGIN IMMEDIATE``. Writes are
 it waits for an fsync) are queued, and the next transaction runs all of them.
 If one of them fails (a domain error, a constraint), that transaction is rolled
 back and the batch runs again with each call inside its own ``SAVEPOINT``, so
-the failing call rolls back alone and the others commit (savepoints for every
-call cost two statements each, ~10% of a small PUT's server CPU). One fsync then makes the
-whole group durable, and each caller is answered only after that commit, so the
-durability promise holds per call while the fsync cost is shared. Reads run on
-a small pool of reader threads, each with its own connection (WAL: readers see
-the last committed state and never wait for the writer or its fsyncs).
+the failing call rolls back alone and the others commit (a savepoint around
+every call costs two statements each, ~10% of a small PUT's server CPU). One
+fsync then makes the whole group durable, and each caller is answered only
+after that commit, so the durability promise holds per call while the fsync
+cost is shared. Reads run on a small pool of reader threads, each with its own
+connection (WAL: readers see the last committed state and never wait for the
+writer or its fsyncs).
 A read that is one statement runs without ``BEGIN``/``COMMIT`` (a statement is
 its own snapshot); ``snapshot=True`` wraps several statements in one read
 transaction. ``sqlite://`` (in memory) has a single connection, used by the

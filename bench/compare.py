@@ -29,7 +29,7 @@ What is measured, and how:
 - ``moto``: ``moto_server -H 127.0.0.1 -p PORT`` (``--moto-server``, else
   /tmp/motovenv/bin, else PATH); any keys are accepted.
 - ``nginx``: a static-file ceiling, large GET only. nginx serves the payload
-  files from a temporary root (sendfile on); a small aiohttp client GETs them
+  files from a temporary root (sendfile on); s3load's lean client GETs them
   (4 x 256 MiB, 4 in flight, length and bytes verified like s3load does).
 - Server CPU seconds and peak RSS come from s3load (psutil; /proc VmHWM reset per
   phase). For nginx they are summed over the master and its workers.
@@ -67,9 +67,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
+import httptools
 import psutil
+from httpclient import Pool
+from s3load import Verifier, WrongBytes
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -397,35 +400,27 @@ def proc_tree_cpu(pid: int) -> tuple[float, float]:
 
 
 async def nginx_get(url: str, buf: bytes, names: list[str], size: int, timeout: float) -> float:
-    """GET every file, 4 in flight, verifying length and bytes; return seconds of wall."""
-    to = aiohttp.ClientTimeout(total=timeout, sock_connect=10, sock_read=timeout)
-    conn = aiohttp.TCPConnector(limit=4)
-    async with aiohttp.ClientSession(
-        connector=conn, timeout=to, auto_decompress=False, read_bufsize=1 << 18
-    ) as session:
+    """GET every file, 4 in flight, verifying length and bytes (the same lean client
+    as s3load); return seconds of wall."""
+    u = urlsplit(url)
+    http = Pool(u.hostname or "127.0.0.1", u.port or 80, 4, timeout)
+    prefix = u.path.rstrip("/")
 
-        async def one(i: int) -> None:
-            base = i * 4099
-            pos = 0
-            async with session.get(f"{url}/{names[i]}") as resp:
-                if resp.status != 200:
-                    raise RuntimeError(f"GET {names[i]}: HTTP {resp.status}")
-                async for chunk in resp.content.iter_any():
-                    if not buf.startswith(chunk, base + pos):
-                        raise RuntimeError(f"GET {names[i]}: wrong bytes near offset {pos}")
-                    pos += len(chunk)
-            if pos != size:
-                raise RuntimeError(f"GET {names[i]}: {pos} bytes, want {size}")
+    async def one(i: int) -> None:
+        v = Verifier(buf, i * 4099, size, f"GET {names[i]}")
+        resp = await http.request(
+            "GET", f"{prefix}/{names[i]}", {"host": u.netloc}, on_body=v.on_body, body_status=200
+        )
+        if resp.status != 200:
+            raise RuntimeError(f"GET {names[i]}: HTTP {resp.status}")
+        v.check()
 
-        sem = asyncio.Semaphore(4)
-
-        async def limited(i: int) -> None:
-            async with sem:
-                await one(i)
-
+    try:
         t0 = time.perf_counter()
-        await asyncio.gather(*(limited(i) for i in range(len(names))))
+        await asyncio.gather(*(one(i) for i in range(len(names))))
         return time.perf_counter() - t0
+    finally:
+        http.close()
 
 
 def run_nginx(ep: Endpoint, args: argparse.Namespace, tmp: Path) -> dict[str, Cell]:
@@ -447,7 +442,7 @@ def run_nginx(ep: Endpoint, args: argparse.Namespace, tmp: Path) -> dict[str, Ce
     log(f"nginx: GET {count} x {size // MiB} MiB, 4 in flight")
     try:
         wall = asyncio.run(nginx_get(ep.url, buf, names, size, args.request_timeout))
-    except (aiohttp.ClientError, TimeoutError, RuntimeError) as e:
+    except (OSError, TimeoutError, RuntimeError, WrongBytes) as e:
         return {"large GET": Cell(error=f"{type(e).__name__}: {e}"[:300])}
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu1, peak = proc_tree_cpu(ep.pid)
@@ -591,7 +586,7 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(mem, 1),
         "kernel": platform.release(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "aiohttp": aiohttp.__version__,
+        "httptools": httptools.__version__,
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -611,7 +606,7 @@ def write_results(
         f"Command: `{command}`",
         "",
         f"Machine: {info['cpus']} CPUs ({info['cpu_model']}), {info['memory_gib']} GiB RAM, "
-        f"Linux {info['kernel']}, {info['python']}, aiohttp {info['aiohttp']}; "
+        f"Linux {info['kernel']}, {info['python']}, httptools {info['httptools']}; "
         f"load average at start {' / '.join(map(str, info['loadavg_at_start']))}.",
         "",
         f"Versions: {versions}.",

@@ -128,6 +128,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             service,
             unquote(resource),
             pairs,
+            headers,
             now=time.time(),
             max_skew=options.max_clock_skew,
             v2_resource=resource if vbucket is None else f"/{vbucket}{resource}",

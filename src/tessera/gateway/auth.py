@@ -70,16 +70,17 @@ async def authenticate(
     service: ObjectService,
     path: str,
     query: list[tuple[str, str]],
+    headers: dict[str, str],
     *,
     now: float,
     max_skew: int,
     v2_resource: str = "",
 ) -> AuthContext:
     """Verify the request's signature. ``path`` is the decoded request path and
-    ``query`` the decoded query pairs; ``v2_resource`` is the still-encoded path
-    with the bucket (what SigV2 signs). An unsigned request is anonymous. Raises
-    S3Error ( InvalidAccessKeyId, SignatureDoesNotMatch, RequestTimeTooSkewed...)."""
-    headers = signing_headers(request)
+    ``query`` the decoded query pairs, ``headers`` the request's
+    :func:`signing_headers`; ``v2_resource`` is the still-encoded path with the
+    bucket (what SigV2 signs). An unsigned request is anonymous. Raises S3Error
+    (InvalidAccessKeyId, SignatureDoesNotMatch, RequestTimeTooSkewed...)."""
     authz = headers.get("authorization")
     if (authz and authz.startswith("AWS ")) or any(k == "AWSAccessKeyId" for k, _ in query):
         return await _authenticate_v2(

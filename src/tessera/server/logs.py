@@ -16,13 +16,15 @@ intervals, nobody can tell.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
-__all__ = ["FLUSH_INTERVAL", "BatchedStderr", "setup_logging"]
+__all__ = ["FLUSH_INTERVAL", "BatchedStderr", "direct_info", "setup_logging"]
 
 FLUSH_INTERVAL = 0.05
 """Seconds between two writes of the log thread."""
@@ -39,11 +41,15 @@ class _Formatter(logging.Formatter):
         self._stamp = ""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        second = int(record.created)
+        return self.stamp(record.created)
+
+    def stamp(self, created: float) -> str:
+        """``asctime`` of a record created at ``created`` (``2026-12-06 02:04:41,455``)."""
+        second = int(created)
         if second != self._second:
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
             self._second = second
-        return f"{self._stamp},{int(record.msecs):03d}"
+        return f"{self._stamp},{int((created - second) * 1000):03d}"
 
 
 class BatchedStderr(logging.Handler):
@@ -51,7 +57,8 @@ class BatchedStderr(logging.Handler):
 
     def __init__(self, stream: TextIO | None = None, interval: float = FLUSH_INTERVAL) -> None:
         super().__init__()
-        self.setFormatter(_Formatter())
+        self._formatter = _Formatter()
+        self.setFormatter(self._formatter)
         self._stream = stream
         self._interval = interval
         self._lines: collections.deque[str] = collections.deque()
@@ -65,6 +72,11 @@ class BatchedStderr(logging.Handler):
             self._lines.append(self.format(record))
         except Exception:
             self.handleError(record)
+
+    def info_line(self, name: str, message: str) -> None:
+        """Queue ``message`` as the line an INFO record of logger ``name`` would
+        give, without making the record (see :func:`direct_info`)."""
+        self._lines.append(f"{self._formatter.stamp(time.time())} INFO {name}: {message}")
 
     def _write_out(self) -> None:
         lines = self._lines
@@ -92,6 +104,34 @@ class BatchedStderr(logging.Handler):
 
     def flush(self) -> None:
         self._write_out()
+
+
+def direct_info(logger: logging.Logger) -> Callable[[str], None] | None:
+    """A function writing one INFO line of ``logger`` straight to the root's
+    :class:`BatchedStderr`, or None when that could differ from ``logger.info``:
+    a filter or another handler on the way, a logger that does not propagate,
+    a root with other handlers. ``logger.info`` costs ~20 us per line
+    (a LogRecord, the caller's frame, handler dispatch, formatting), a tenth of
+    a small request; the access log takes this path. The caller checks the
+    level first; the handler's own level must let INFO through."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        if current.parent is None:  # the root
+            handlers = current.handlers
+            if len(handlers) != 1:
+                return None
+            handler = handlers[0]
+            if not isinstance(handler, BatchedStderr) or handler.filters:
+                return None
+            if handler.level > logging.INFO:
+                return None
+            return functools.partial(handler.info_line, logger.name)
+        if current.handlers or not current.propagate:
+            return None
+        current = current.parent
+    return None
 
 
 def setup_logging(level: str) -> BatchedStderr:

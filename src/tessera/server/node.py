@@ -78,7 +78,7 @@ from tessera.meta.sql.store import SqlMetadataStore
 from tessera.protocol.blocks import derive_key
 from tessera.server.cluster import ClusterWatcher
 from tessera.server.config import ROOT_ACCOUNT_ID, Config
-from tessera.server.logs import setup_logging
+from tessera.server.logs import direct_info, setup_logging
 from tessera.server.workers import WorkerError, WorkerSlot, supervise
 
 __all__ = [
@@ -355,6 +355,13 @@ def _tls_context(cfg: Config) -> ssl.SSLContext | None:
     return ctx
 
 
+class _ServerAccessLog(AccessLog):
+    """Access log lines go straight to the process's log handler when nothing
+    else would see the record (see :func:`~tessera.server.logs.direct_info`)."""
+
+    direct = staticmethod(direct_info)
+
+
 class _Drain:
     """Graceful stop for aiohttp: tracks the connections running a request (through
     :attr:`middleware`, installed outermost) and, on :meth:`__call__`, stops the
@@ -606,7 +613,7 @@ async def _start(
         # Content-Encoding describes the stored object (gzip stays gzip): never
         # decode request bodies on the way in.
         auto_decompress=False,
-        access_log_class=AccessLog,
+        access_log_class=_ServerAccessLog,
     )
     drain = _Drain(runner, cfg.server.shutdown_timeout)
     app.middlewares.insert(0, drain.middleware)

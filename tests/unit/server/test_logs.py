@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
 import time
+from collections.abc import Iterator
+from datetime import datetime
 
-from tessera.server.logs import BatchedStderr
+from tessera.server.logs import BatchedStderr, direct_info
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) t\.logs: (.*)$")
 
@@ -60,3 +63,83 @@ def test_a_record_is_formatted_when_it_is_logged() -> None:
     state[0] = "after"
     handler.stop()
     assert "['before']" in out.getvalue()
+
+
+@contextlib.contextmanager
+def root_handler() -> Iterator[tuple[BatchedStderr, io.StringIO]]:
+    """A BatchedStderr as the root's only handler (as ``setup_logging`` leaves it).
+    Entered in the test's body: pytest adds its capturing handlers to the root
+    for each test phase, and those would (rightly) turn the direct path off."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    out = io.StringIO()
+    handler = BatchedStderr(out, interval=60.0)
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        yield handler, out
+    finally:
+        handler.stop()
+        root.handlers[:], level = saved
+        root.setLevel(level)
+
+
+def test_direct_line_reads_as_the_record_would() -> None:
+    with root_handler() as (handler, out):
+        _direct_line_reads_as_the_record_would(handler, out)
+
+
+def _direct_line_reads_as_the_record_would(handler: BatchedStderr, out: io.StringIO) -> None:
+    logger = logging.getLogger("t.direct.same")
+    write = direct_info(logger)
+    assert write is not None
+    logger.info("via %s", "record")
+    write("via direct")
+    handler.stop()
+    lines = out.getvalue().splitlines()
+    assert [re.sub(r",\d{3} ", ",mmm ", line)[19:] for line in lines] == [
+        ",mmm INFO t.direct.same: via record",
+        ",mmm INFO t.direct.same: via direct",
+    ]
+    stamps = [datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f") for line in lines]
+    assert abs((stamps[1] - stamps[0]).total_seconds()) < 60
+
+
+def test_direct_path_refused_when_someone_else_would_see_the_record() -> None:
+    with root_handler() as (handler, _):
+        _direct_path_refused(handler)
+
+
+def _direct_path_refused(handler: BatchedStderr) -> None:
+    parent = logging.getLogger("t.direct.parent")
+    child = logging.getLogger("t.direct.parent.child")
+    assert direct_info(child) is not None
+    extra = logging.StreamHandler(io.StringIO())
+    parent.addHandler(extra)  # a handler on the way
+    try:
+        assert direct_info(child) is None
+    finally:
+        parent.removeHandler(extra)
+    quiet = logging.Filter("nothing")
+    child.addFilter(quiet)  # a filter on the logger itself
+    try:
+        assert direct_info(child) is None
+    finally:
+        child.removeFilter(quiet)
+    parent.propagate = False  # the root never sees it
+    try:
+        assert direct_info(child) is None
+    finally:
+        parent.propagate = True
+    handler.setLevel(logging.WARNING)  # the handler drops INFO
+    try:
+        assert direct_info(child) is None
+    finally:
+        handler.setLevel(logging.NOTSET)
+    root = logging.getLogger()
+    root.addHandler(extra)  # two handlers on the root
+    try:
+        assert direct_info(child) is None
+    finally:
+        root.removeHandler(extra)
+    assert direct_info(child) is not None

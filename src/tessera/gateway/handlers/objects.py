@@ -91,13 +91,21 @@ async def get_object(ctx: Ctx) -> web.StreamResponse:
     so a read that fails at once (no good copy, servers down) answers a proper S3
     error. A failure later, mid-body, aborts the connection: the client sees a
     body shorter than Content-Length (an error), never a complete wrong one, and
-    never waits for bytes that will not come."""
+    never waits for bytes that will not come. A body that arrives as one piece
+    goes out with the headers in one write."""
     r = await ctx.service.get_object(ctx.principal, _get_request(ctx))
     status, headers, length = _read_headers(ctx, r)
     headers["x-amz-request-id"] = ctx.request_id
     assert r.body is not None
     body = aiter(r.body)
     first = await anext(body, None)
+    if first is not None and len(first) == length:
+        # The whole body in one piece (every small object): one response, one
+        # write of status line, headers and body together.
+        close = getattr(body, "aclose", None)
+        if close is not None:
+            await close()
+        return web.Response(status=status, headers=headers, body=first)
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = length
     await resp.prepare(ctx.request)

@@ -85,7 +85,14 @@ def parse_timestamp(value: str) -> float | None:
 
 def format_http_date(ts: float) -> str:
     """``Sun, 22 Nov 2026 18:00:00 GMT`` (whole seconds)."""
-    return formatdate(int(ts), usegmt=True)
+    return _http_date(int(ts))
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_date(second: int) -> str:
+    # Cached: every GET and HEAD formats its Last-Modified (~5 us), and objects
+    # written in one burst share their second.
+    return formatdate(second, usegmt=True)
 
 
 def format_iso8601(ts: float) -> str:

@@ -86,13 +86,20 @@ class Piece:
     data: memoryview
     last: bool
     """True for the final segment of the stream."""
-    _hash: asyncio.Future[str]
+    _hash: asyncio.Future[str] | None
+    """The BLAKE3 being computed in a thread; None for a small piece, hashed
+    on demand (an inline object never needs its block name)."""
     _segmenter: Segmenter
     _slot: _Slot
     _released: bool = field(default=False)
 
     async def digest(self) -> str:
-        """The BLAKE3 hex digest of ``data``."""
+        """The BLAKE3 hex digest of ``data`` (call before :meth:`release`)."""
+        if self._hash is None:
+            if self._released:
+                raise RuntimeError("digest() of a released piece")
+            self._hash = self._segmenter._loop.create_future()
+            self._hash.set_result(_blake3_hex(self.data))
         return await asyncio.shield(self._hash)
 
     def release(self) -> None:
@@ -211,14 +218,19 @@ class Segmenter:
 
     # -- hashing --------------------------------------------------------------
     def _emit(self, slot: _Slot, fill: int, index: int, last: bool) -> Piece:
-        slot.refs = 3  # the consumer, the segment hash, the stream hash
-        if fill <= SMALL:
-            h: asyncio.Future[str] = self._loop.create_future()
-            h.set_result(_blake3_hex(slot.view[:fill]))
-            self._unref(slot)
+        h: asyncio.Future[str] | None = None
+        if fill <= SMALL:  # hashed on the loop: no thread hop, no task
+            slot.refs = 2  # the consumer, the stream hash; digest() reads the data
+            lane = self._lane
+            if lane is None or (lane.done() and not lane.cancelled() and not lane.exception()):
+                self._hasher.update(slot.view[:fill])
+                self._unref(slot)
+            else:
+                self._lane = asyncio.ensure_future(self._stream_hash(lane, slot, fill))
         else:
+            slot.refs = 3  # the consumer, the segment hash, the stream hash
             h = self._offload(_blake3_hex, slot, fill)
-        self._lane = asyncio.ensure_future(self._stream_hash(self._lane, slot, fill))
+            self._lane = asyncio.ensure_future(self._stream_hash(self._lane, slot, fill))
         offset = index * self.segment_size
         return Piece(index, offset, fill, slot.view[:fill], last, h, self, slot)
 

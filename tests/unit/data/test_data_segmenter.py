@@ -170,6 +170,8 @@ async def test_released_piece_data_cannot_be_used() -> None:
         p.release()  # idempotent
         with pytest.raises(ValueError):
             bytes(p.data)
+        with pytest.raises(RuntimeError):  # a small piece is hashed on demand
+            await p.digest()
 
 
 async def test_a_small_stream_never_takes_a_segment_buffer() -> None:

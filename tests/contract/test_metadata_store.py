@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
@@ -24,6 +25,7 @@ import pgserver
 from tessera.common.clock import FakeClock
 from tessera.meta.sql import SqlMetadataStore
 from tessera.meta.sql.migrate import SchemaOutOfDate
+from tessera.meta.sql.transactions import open_runner
 from tessera.meta.store import MetadataStore
 from tessera.model.cluster import DiskInfo, ManifestRow, ServerInfo
 from tessera.model.errors import (
@@ -1362,3 +1364,33 @@ async def test_leases(store: MetadataStore, clock: FakeClock) -> None:
 async def test_leases_race(store: MetadataStore) -> None:
     won = await asyncio.gather(*(store.acquire_lease("gc", f"gw-{i}", 60) for i in range(8)))
     assert sum(won) == 1
+
+
+# -- where reads run ---------------------------------------------------------------------------
+async def test_sqlite_point_lookups_run_on_the_callers_thread(tmp_path: Path) -> None:
+    """A file database answers lookups on the calling thread (no hand-off) and
+    other reads on its reader threads; in memory, everything is the writer's."""
+    here = threading.get_ident()
+
+    def thread(_conn: Any) -> int:
+        return threading.get_ident()
+
+    for url, lookup_here in [(f"sqlite:///{tmp_path / 'm.db'}", True), ("sqlite://", False)]:
+        runner = open_runner(url)
+        try:
+            assert (await runner.lookup(thread) == here) is lookup_here
+            assert await runner.read(thread) != here
+        finally:
+            await runner.close()
+
+
+async def test_lookups_see_each_write_once_it_is_answered(
+    store: MetadataStore, bucket: str
+) -> None:
+    """Lookups (on their own connection) never lag behind acknowledged writes."""
+    for i in range(30):
+        await store.put_version(ver("k", f"v{i:02d}"))
+        assert (await store.get_version(bucket, "k")).version_id == f"v{i:02d}"
+        await store.delete_version(bucket, "k", f"v{i:02d}")
+        with pytest.raises(ObjectNotFound):
+            await store.get_version(bucket, "k")

@@ -120,7 +120,7 @@ class MultipartMixin(StoreBase):
         def tx(conn: Connection) -> Any:
             return first(conn, _GET, {"id": upload_id, "b": bucket})
 
-        row = await self._db.read(tx)
+        row = await self._db.lookup(tx)
         if row is None:
             raise _not_found(upload_id)
         return upload_from_row(row)

@@ -191,7 +191,7 @@ class ParsMixin(StoreBase):
         def tx(conn: Connection) -> Any:
             return first(conn, _GET, {"id": par_id})
 
-        row = await self._db.read(tx)
+        row = await self._db.lookup(tx)
         if row is None:
             raise _missing(par_id)
         return par_from_row(row)

@@ -157,7 +157,7 @@ class SqlMetadataStore(
         def tx(conn: Connection) -> Any:
             return first(conn, _GET_ACCOUNT, {"id": account_id})
 
-        row = await self._db.read(tx)
+        row = await self._db.lookup(tx)
         if row is None:
             raise _account_missing(account_id)
         return account_from_row(row)
@@ -228,7 +228,7 @@ class SqlMetadataStore(
         def tx(conn: Connection) -> Any:
             return first(conn, _GET_KEY, {"id": access_key_id})
 
-        row = await self._db.read(tx)
+        row = await self._db.lookup(tx)
         if row is None:
             raise AccessKeyNotFound(
                 "The AWS Access Key Id you provided does not exist in our records.",
@@ -292,7 +292,7 @@ class SqlMetadataStore(
         def tx(conn: Connection) -> Any:
             return first(conn, _GET_BUCKET, {"name": name})
 
-        row = await self._db.read(tx)
+        row = await self._db.lookup(tx)
         if row is None:
             raise _bucket_missing(name)
         return bucket_from_row(row)

@@ -244,7 +244,7 @@ class VersionsMixin(StoreBase):
         def tx(conn: Connection) -> Any:
             return first(conn, stmt, params)
 
-        row = await self._db.read(tx)
+        row = await self._db.lookup(tx)
         if row is None:
             if version_id is None:
                 raise ObjectNotFound("The specified key does not exist.", bucket=bucket, key=key)

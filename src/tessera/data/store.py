@@ -112,7 +112,7 @@ class SegmentStore:
         topology: Topology | None = None,
         segment_size: int = 8 << 20,
         inline_threshold: int = 64 << 10,
-        write_concurrency: int = 4,
+        write_concurrency: int = 3,
         read_chunk: int = 1 << 20,
         prefetch: int = 2,
         kernel: codec.Kernel | None = None,

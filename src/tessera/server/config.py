@@ -192,6 +192,11 @@ class StorageConfig(_Section):
     disks: list[Path] = Field(default_factory=list)
     segment_size: Size = Field(default=8 * MiB, ge=4 * KiB, le=1 * GiB)
     inline_threshold: Size = Field(default=64 * KiB, ge=0, le=16 * MiB)
+    write_concurrency: int = Field(default=3, ge=1, le=64)
+    """Segments of one upload written at once; an upload holds at most one more
+    segment buffer than this, so memory in flight is about uploads x
+    (write_concurrency + 1) x segment_size (x 1.5 for ec/k=4,m=2 parity).
+    3 keeps a single upload at full speed here; 4 only added memory."""
     default_policy: str = "auto"
     """Policy of new buckets; ``auto`` picks it from the number of disks (or
     servers): see :func:`tessera.model.policy.auto_policy`."""

@@ -329,6 +329,7 @@ def segment_store(cfg: Config, *, gateway: bool = False) -> SegmentStore:
         topology=Topology(()) if gateway else None,
         segment_size=cfg.storage.segment_size,
         inline_threshold=cfg.storage.inline_threshold,
+        write_concurrency=cfg.storage.write_concurrency,
     )
 
 

@@ -16,6 +16,7 @@ from tessera.server.config import (
     parse_listen,
     parse_size,
 )
+from tessera.server.node import segment_store
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "config.example.toml"
@@ -58,6 +59,7 @@ def test_defaults_and_derived_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert cfg.meta_url.startswith("sqlite:////")
     assert cfg.storage.segment_size == 8 << 20
     assert cfg.storage.inline_threshold == 64 << 10
+    assert cfg.storage.write_concurrency == 3
     assert cfg.storage.default_policy == "auto"
     assert cfg.storage.policy(1) == "plain" and cfg.storage.policy(6) == "ec/k=4,m=2"
     assert cfg.gateway.virtual_host_domains == ["localhost"]
@@ -376,3 +378,18 @@ def test_storage_classes_map_to_policies() -> None:
 )
 def test_auto_policy(disks: int, servers: int, policy: str) -> None:
     assert load_config(env={}).storage.policy(disks, servers) == policy
+
+
+async def test_storage_settings_reach_the_data_path(tmp_path: Path) -> None:
+    cfg = load_config(
+        env={
+            "TESSERA_SERVER_DATA": str(tmp_path / "data"),
+            "TESSERA_STORAGE_WRITE_CONCURRENCY": "2",
+            "TESSERA_STORAGE_SEGMENT_SIZE": "1MiB",
+        }
+    )
+    store = segment_store(cfg)
+    try:
+        assert (store.write_concurrency, store.segment_size) == (2, 1 << 20)
+    finally:
+        await store.close()

@@ -1,0 +1,73 @@
+"""bench/compare.py's bookkeeping: CPU steal from /proc/stat, best-of-rounds merging."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+pytest.importorskip("httptools")
+
+from compare import Cell, PeerResult, best_of, build_table, cpu_jiffies, steal_line
+
+ROWS = [("small GET", "small GET", "ops/s"), ("small HEAD", "small HEAD", "ops/s")]
+
+
+def test_steal_and_total_come_from_the_cpu_line(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text("cpu  100 5 20 800 10 1 4 60 30 0\ncpu0 50 2 10 400 5 0 2 30 15 0\n")
+    assert cpu_jiffies(stat) == (60.0, 1000.0)
+    stat.write_text("intr 1 2 3\n")
+    assert cpu_jiffies(stat) == (0.0, 0.0)
+    assert cpu_jiffies(tmp_path / "missing") == (0.0, 0.0)
+
+
+def test_this_machine_reports_some_cpu_time() -> None:
+    steal, total = cpu_jiffies()
+    if Path("/proc/stat").is_file():
+        assert total > 0 and 0 <= steal <= total
+
+
+def _peer(name: str, rates: dict[str, float | None], *notes: str, steal: float = 0.0) -> PeerResult:
+    cells = {
+        op: Cell(rate=r, error=None if r else "boom", server_cpu=1.0) for op, r in rates.items()
+    }
+    return PeerResult(name, "1.0", cells, list(notes), steal)
+
+
+def test_best_of_rounds_takes_each_ops_best_and_keeps_every_rate() -> None:
+    round1 = [
+        _peer("tessera", {"small GET": 4000.0, "small HEAD": None}, "slow start", steal=2.0),
+        _peer("seaweedfs", {"small GET": 3000.0, "small HEAD": 6000.0}),
+    ]
+    round2 = [  # the second round runs the peers in the other order
+        _peer("seaweedfs", {"small GET": 3500.0, "small HEAD": 5000.0}, steal=9.5),
+        _peer("tessera", {"small GET": 3800.0, "small HEAD": 5500.0}),
+    ]
+    tess, weed = best_of([round1, round2])
+    assert [tess.name, weed.name] == ["tessera", "seaweedfs"]
+    assert tess.cells["small GET"].rate == 4000.0
+    assert tess.cells["small HEAD"].rate == 5500.0  # the failed round does not win
+    assert tess.rates == {"small GET": [4000.0, 3800.0], "small HEAD": [None, 5500.0]}
+    assert weed.cells["small HEAD"].rate == 6000.0
+    assert tess.notes == ["round 1: slow start"]
+    assert (tess.steal_pct, weed.steal_pct) == (2.0, 9.5)
+    table = build_table([tess, weed], ROWS)
+    assert table[1][:5] == ["small GET", "ops/s", "4,000", "3,500", "1.14"]
+    assert table[2][:5] == ["small HEAD", "ops/s", "5,500", "6,000", "0.92"]
+    assert steal_line([tess, weed]) == "tessera 2.0%, seaweedfs 9.5%"
+
+
+def test_an_op_that_failed_in_every_round_stays_an_error() -> None:
+    (only,) = best_of([[_peer("moto", {"small GET": None})], [_peer("moto", {"small GET": None})]])
+    assert only.cells["small GET"].rate is None
+    assert build_table([only], ROWS[:1])[1][2] == "err"
+
+
+def test_one_round_is_passed_through_unchanged() -> None:
+    peer = _peer("tessera", {"small GET": 10.0}, "note")
+    (same,) = best_of([[peer]])
+    assert same.cells == peer.cells and same.notes == ["note"]

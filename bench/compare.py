@@ -643,7 +643,13 @@ def machine() -> dict[str, Any]:
 
 
 def write_results(
-    path: Path, when: str, command: str, info: dict[str, Any], results: list[PeerResult], md: str
+    path: Path,
+    when: str,
+    command: str,
+    info: dict[str, Any],
+    results: list[PeerResult],
+    md: str,
+    rounds: int = 1,
 ) -> None:
     heading = "# Tessera vs peers: S3 benchmark results"
     old = path.read_text() if path.is_file() else ""
@@ -666,7 +672,8 @@ def write_results(
         "",
         "Rates: MB/s = 10^6 bytes/s; `tessera/peer` > 1 means Tessera is faster. "
         "CPU / peak RSS: the server's CPU seconds during the operation and its peak "
-        "RSS (VmHWM) during it.",
+        "RSS (VmHWM) during it."
+        + (f" Each figure is the best of {rounds} rounds." if rounds > 1 else ""),
         "",
         md,
         "",
@@ -733,7 +740,9 @@ def main() -> None:
         for m in r.notes:
             print(f"! {r.name}: {m}")
     if args.results:
-        write_results(Path(args.results), when, command, info, results, md_table(lines))
+        write_results(
+            Path(args.results), when, command, info, results, md_table(lines), args.rounds
+        )
         log(f"wrote {args.results}")
     if args.json:
         out = {

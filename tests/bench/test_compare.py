@@ -10,7 +10,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 pytest.importorskip("httptools")
 
-from compare import Cell, PeerResult, best_of, build_table, cpu_jiffies, steal_line
+from compare import (
+    Cell,
+    PeerResult,
+    best_of,
+    build_table,
+    cpu_jiffies,
+    steal_line,
+    write_results,
+)
 
 ROWS = [("small GET", "small GET", "ops/s"), ("small HEAD", "small HEAD", "ops/s")]
 
@@ -71,3 +79,25 @@ def test_one_round_is_passed_through_unchanged() -> None:
     peer = _peer("tessera", {"small GET": 10.0}, "note")
     (same,) = best_of([[peer]])
     assert same.cells == peer.cells and same.notes == ["note"]
+
+
+def test_results_file_says_how_figures_were_taken(tmp_path: Path) -> None:
+    info = {
+        "cpus": 2,
+        "cpu_model": "cpu",
+        "memory_gib": 1,
+        "kernel": "k",
+        "python": "CPython",
+        "httptools": "0",
+        "loadavg_at_start": [0.1, 0.2, 0.3],
+    }
+    path = tmp_path / "RESULTS.md"
+    peer = _peer("tessera", {"small GET": 1.0}, steal=3.5)
+    write_results(path, "first", "cmd --rounds 3", info, [peer], "| t1 |", rounds=3)
+    write_results(path, "second", "cmd", info, [peer], "| t2 |")
+    text = path.read_text()
+    assert text.startswith("# Tessera vs peers") and text.count("# Tessera vs peers") == 1
+    newest, older = text.split("## Run first")
+    assert "## Run second" in newest and "best of" not in newest
+    assert "Each figure is the best of 3 rounds." in older
+    assert "during each peer's run: tessera 3.5%." in older

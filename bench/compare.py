@@ -549,7 +549,6 @@ def run_peer(name: str, args: argparse.Namespace) -> PeerResult:
     if total1 > total0:
         res.steal_pct = 100.0 * (steal1 - steal0) / (total1 - total0)
     for op, c in res.cells.items():
-        res.rates[op] = [c.rate]
         if c.client_pct is not None and c.client_pct >= CLIENT_BOUND:
             res.notes.append(
                 f"{op}: client CPU {c.client_pct:.0f}% of one core: "

@@ -9,6 +9,7 @@ asyncio server (body delimited by close, idle close between requests, garbage).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -129,9 +130,17 @@ async def test_large_upload_in_slices(server: int) -> None:
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-async def _raw_server(handler: Handler) -> tuple[asyncio.Server, int]:
+@contextlib.asynccontextmanager
+async def _raw_pool(handler: Handler, timeout: float = 10) -> AsyncIterator[Pool]:
+    """A one-connection pool to a raw asyncio server running ``handler``."""
     srv = await asyncio.start_server(handler, "127.0.0.1", 0)
-    return srv, srv.sockets[0].getsockname()[1]
+    pool = Pool("127.0.0.1", srv.sockets[0].getsockname()[1], limit=1, timeout=timeout)
+    try:
+        yield pool
+    finally:
+        pool.close()
+        srv.close()
+        await srv.wait_closed()
 
 
 async def _read_head(reader: asyncio.StreamReader) -> bytes:
@@ -153,19 +162,13 @@ async def test_close_delimited_body_and_idle_close_retry() -> None:
             await writer.drain()
         writer.close()
 
-    srv, port = await _raw_server(handler)
-    pool = Pool("127.0.0.1", port, limit=1, timeout=10)
-    try:
+    async with _raw_pool(handler) as pool:
         r = await pool.request("GET", "/a", {"host": "x"})
         assert r.body == b"ok"
         await asyncio.sleep(0.05)  # the server has closed the idle connection
         r = await pool.request("GET", "/b", {"host": "x"})
         assert r.body == PAYLOAD and served == 2
         assert pool.idle == []  # a close-delimited connection is not reused
-    finally:
-        pool.close()
-        srv.close()
-        await srv.wait_closed()
 
 
 async def test_truncated_and_garbage_responses_fail() -> None:
@@ -183,16 +186,10 @@ async def test_truncated_and_garbage_responses_fail() -> None:
         writer.close()
 
     for handler in (truncated, garbage):
-        srv, port = await _raw_server(handler)
-        pool = Pool("127.0.0.1", port, limit=1, timeout=10)
-        try:
+        async with _raw_pool(handler) as pool:
             with pytest.raises(ConnectionClosed):
                 await pool.request("GET", "/", {"host": "x"})
             assert pool.idle == []
-        finally:
-            pool.close()
-            srv.close()
-            await srv.wait_closed()
 
 
 async def test_timeout_bounds_a_silent_server() -> None:
@@ -201,12 +198,6 @@ async def test_timeout_bounds_a_silent_server() -> None:
         await asyncio.sleep(5)
         writer.close()
 
-    srv, port = await _raw_server(silent)
-    pool = Pool("127.0.0.1", port, limit=1, timeout=0.3)
-    try:
+    async with _raw_pool(silent, timeout=0.3) as pool:
         with pytest.raises(TimeoutError):
             await pool.request("GET", "/", {"host": "x"})
-    finally:
-        pool.close()
-        srv.close()
-        await srv.wait_closed()

@@ -9,6 +9,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from tessera.common.ids import NULL_VERSION
+from tessera.common.streams import ByteSource
 from tessera.core.requests import CopyRequest, GetRequest, Integrity, ObjectRead, PutRequest
 from tessera.gateway.context import Ctx, empty_response, xml_response
 from tessera.gateway.metadata import (
@@ -98,23 +99,39 @@ async def get_object(ctx: Ctx) -> web.StreamResponse:
     headers["x-amz-request-id"] = ctx.request_id
     assert r.body is not None
     body = aiter(r.body)
-    first = await anext(body, None)
-    if first is not None and len(first) == length:
-        # The whole body in one piece (every small object): one response, one
-        # write of status line, headers and body together.
+    try:
+        first = await anext(body, None)
+        if first is not None and len(first) == length:
+            # The whole body in one piece (every small object): one response,
+            # one write of status line, headers and body together.
+            return web.Response(status=status, headers=headers, body=first)
+        resp = web.StreamResponse(status=status, headers=headers)
+        resp.content_length = length
+        await resp.prepare(ctx.request)
+        await _send_body(ctx, resp, first, body, length)
+    finally:
         close = getattr(body, "aclose", None)
         if close is not None:
             await close()
-        return web.Response(status=status, headers=headers, body=first)
-    resp = web.StreamResponse(status=status, headers=headers)
-    resp.content_length = length
-    await resp.prepare(ctx.request)
+    await resp.write_eof()
+    return resp
+
+
+async def _send_body(
+    ctx: Ctx,
+    resp: web.StreamResponse,
+    first: bytes | None,
+    rest: ByteSource,
+    length: int,
+) -> None:
+    """Write ``first`` and the rest of the body. A read failure aborts the
+    connection (the client sees a short body) and raises ConnectionResetError."""
     sent = 0
     try:
         if first is not None:
             await resp.write(first)
             sent += len(first)
-        async for chunk in body:
+        async for chunk in rest:
             await resp.write(chunk)
             sent += len(chunk)
     except (TesseraError, OSError) as e:
@@ -130,12 +147,6 @@ async def get_object(ctx: Ctx) -> web.StreamResponse:
         if ctx.request.transport is not None:
             ctx.request.transport.abort()
         raise ConnectionResetError("object read failed mid-body") from e
-    finally:
-        close = getattr(body, "aclose", None)
-        if close is not None:
-            await close()
-    await resp.write_eof()
-    return resp
 
 
 async def head_object(ctx: Ctx) -> web.StreamResponse:

@@ -71,3 +71,34 @@ async def test_delimiter_pages_skip_the_keys_beneath(
     vpage = await svc.list_versions(ROOT, VersionListRequest("bkt", "", "/", max_keys=1000))
     assert len(vpage.common_prefixes) == 30 and len(vpage.versions) == 1
     assert meta.rows < 30 * 6
+
+
+@pytest.mark.parametrize("max_keys", [1, 59, 60, 61, 1000, 1800, 1801, 1802])
+async def test_plain_pages_walk_every_key_once(
+    service: tuple[ObjectService, CountingStore], max_keys: int
+) -> None:
+    """Without a delimiter every row is an entry: pages of exactly ``max_keys``
+    (the last one shorter), truncated exactly when a key is left, each page
+    reading at most one row more than it returns."""
+    svc, meta = service
+    everything = sorted([f"p{p:02}/k{k:02}" for p in range(30) for k in range(60)] + ["top"])
+    seen: list[str] = []
+    after = ""
+    for _ in range(len(everything) + 1):
+        meta.rows = 0
+        page = await svc.list_objects(ROOT, ListRequest("bkt", "", "", after, max_keys))
+        keys = [o.key for o in page.objects]
+        assert meta.rows <= max_keys + 1 and not page.common_prefixes
+        seen += keys
+        assert page.truncated == (len(seen) < len(everything))
+        assert len(keys) == (
+            max_keys if page.truncated else len(everything) - len(seen) + len(keys)
+        )
+        if not page.truncated:
+            break
+        assert page.next_after == keys[-1]
+        after = page.next_after
+    assert seen == everything
+    page = await svc.list_objects(ROOT, ListRequest("bkt", "p07/", "", "p07/k30", 1000))
+    assert [o.key for o in page.objects] == [f"p07/k{k:02}" for k in range(31, 60)]
+    assert not page.truncated and page.next_after == "p07/k59"

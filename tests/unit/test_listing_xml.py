@@ -4,6 +4,7 @@ checksums, delete markers, timestamps on millisecond and second boundaries)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from tessera.protocol.s3.headers import format_iso8601, quote_etag, uri_encode
 from tessera.protocol.s3.listing_xml import (
     Timestamps,
     escape,
+    needs_escape,
     owner_element,
     prefix_entries,
     render_listing,
@@ -176,3 +178,32 @@ def test_load_flat_map_matches_json(value: dict[str, str]) -> None:
 @pytest.mark.parametrize("key", [*HOSTILE, "A-Z_a.z~0/9", "a+b%c", "\ud800x", "a/\n"])
 def test_url_encode_fast_path_matches_uri_encode(key: str) -> None:
     assert _url_encode(key) == uri_encode(key, keep_slash=True)
+
+
+@pytest.mark.parametrize(
+    "text", [*HOSTILE, "\x00", "&#13;", "a\r\nb", "plain", "é\u2028x", "\x7f\x85", 'q"', "\t"]
+)
+def test_needs_escape_says_when_escape_changes_text(text: str) -> None:
+    assert needs_escape(text) == (escape(text) != text)
+    assert needs_escape("ok", text, "ok") == (escape(text) != text)
+    assert not needs_escape() and not needs_escape("", "plain/key")
+
+
+def test_listing_records_are_the_records_the_constructor_makes() -> None:
+    from tessera.meta.sql import rows
+
+    assert rows._FAST  # ObjectVersion still has the slot layout the shell copies
+    live = ("k/1", "null", 1764876000.123, 42, "e" * 32, "STANDARD", "acct", "text/plain",
+            '{"CRC32":"abc="}')  # fmt: skip
+    got = rows.live_version_from_row("bkt", live)
+    want = ObjectVersion("bkt", "k/1", "null", 1764876000.123, 42, "e" * 32, False, True,
+                         "text/plain", checksums={"CRC32": "abc="}, owner="acct")  # fmt: skip
+    assert type(got) is ObjectVersion and got == want and repr(got) == repr(want)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got.key = "other"  # type: ignore[misc]
+    assert dataclasses.replace(got, size=1).size == 1
+    marker = rows.version_from_listing_row(
+        "bkt", ("k", "v1", 0, 1, 5.0, 0, "", "STANDARD", "a", "x/y", None)
+    )
+    assert marker.delete_marker and not marker.is_latest and marker.checksums == {}
+    assert marker.headers == {} and marker.headers is not got.headers  # not shared

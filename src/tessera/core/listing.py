@@ -62,6 +62,16 @@ class ListingOps(ServiceBase):
             batch = await self.meta.list_latest(req.bucket, req.prefix, after or None, asked)
             if not batch:
                 return ListResult(objects, prefixes, False, last)
+            if not req.delimiter:  # every row is an entry: take the batch as is
+                objects.extend(batch[:want])
+                if objects:
+                    last = after = objects[-1].key
+                if len(batch) > want:
+                    return ListResult(objects, prefixes, True, last)
+                if len(batch) < asked:
+                    return ListResult(objects, prefixes, False, last)
+                limit = _next_limit(len(batch))
+                continue
             rolled: str | None = None  # the prefix whose keys are being skipped
             produced = 0
             for v in batch:

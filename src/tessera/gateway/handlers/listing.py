@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +26,7 @@ from tessera.protocol.s3.headers import format_iso8601, quote_etag, uri_encode
 from tessera.protocol.s3.listing_xml import (
     Timestamps,
     escape,
+    needs_escape,
     owner_element,
     prefix_entries,
     render_listing,
@@ -88,6 +89,23 @@ class _Owners:
         return owner_element(account_id, self._names.get(account_id) or account_id)
 
 
+def _keys(objects: Sequence[ObjectVersion], enc: Encoder) -> list[str]:
+    return [v.key for v in objects] if enc is _as_is else [enc(v.key) for v in objects]
+
+
+def _escaper(objects: Sequence[ObjectVersion], keys: list[str]) -> Encoder:
+    """:func:`escape`, or :func:`_as_is` when no key, ETag or storage class of
+    the page needs escaping (nearly always): one scan of each joined together
+    instead of three :func:`escape` calls per entry."""
+    if needs_escape(
+        "".join(keys),
+        "".join([v.etag for v in objects]),
+        "".join([v.storage_class for v in objects]),
+    ):
+        return escape
+    return _as_is
+
+
 def object_entries(
     objects: Iterable[ObjectVersion], enc: Encoder, owner_of: Callable[[str], str] | None = None
 ) -> str:
@@ -95,20 +113,23 @@ def object_entries(
     LastModified, ETag, Size, StorageClass, a ChecksumAlgorithm per stored
     checksum, and Owner (``owner_of(account_id)``, an ``<Owner>`` element) when
     ``owner_of`` is given."""
-    stamp = Timestamps()
+    objects = objects if isinstance(objects, list) else list(objects)
+    keys = _keys(objects, enc)
+    esc = _escaper(objects, keys)
+    stamp = Timestamps().format
+    algos_of: dict[tuple[str, ...], str] = {(): ""}  # rendered once per distinct set
     out: list[str] = []
-    for v in objects:
-        key = escape(v.key if enc is _as_is else enc(v.key))
-        algos = (
-            "".join(f"<ChecksumAlgorithm>{escape(a)}</ChecksumAlgorithm>" for a in v.checksums)
-            if v.checksums
-            else ""
-        )
+    for v, key in zip(objects, keys, strict=True):
+        names = tuple(v.checksums)
+        algos = algos_of.get(names)
+        if algos is None:
+            algos = "".join(f"<ChecksumAlgorithm>{escape(a)}</ChecksumAlgorithm>" for a in names)
+            algos_of[names] = algos
         who = "" if owner_of is None else owner_of(v.owner)
         out.append(
-            f"<Contents><Key>{key}</Key><LastModified>{stamp(v.last_modified)}</LastModified>"
-            f"<ETag>&quot;{escape(v.etag)}&quot;</ETag><Size>{v.size}</Size>"
-            f"<StorageClass>{escape(v.storage_class)}</StorageClass>{algos}{who}</Contents>"
+            f"<Contents><Key>{esc(key)}</Key><LastModified>{stamp(v.last_modified)}"
+            f"</LastModified><ETag>&quot;{esc(v.etag)}&quot;</ETag><Size>{v.size}</Size>"
+            f"<StorageClass>{esc(v.storage_class)}</StorageClass>{algos}{who}</Contents>"
         )
     return "".join(out)
 
@@ -119,12 +140,19 @@ def version_entries(
     """The ``<Version>`` elements, then the ``<DeleteMarker>`` elements, of a
     ListObjectVersions page, each group in listing order, with ``<Owner>``
     elements from ``owner_of(account_id)``."""
-    stamp = Timestamps()
+    versions = versions if isinstance(versions, list) else list(versions)
+    keys = _keys(versions, enc)
+    esc = (
+        escape
+        if needs_escape("".join([v.version_id for v in versions]))
+        else _escaper(versions, keys)
+    )
+    stamp = Timestamps().format
     found: list[str] = []
     markers: list[str] = []
-    for v in versions:
+    for v, key in zip(versions, keys, strict=True):
         common = (
-            f"<Key>{escape(enc(v.key))}</Key><VersionId>{escape(v.version_id)}</VersionId>"
+            f"<Key>{esc(key)}</Key><VersionId>{esc(v.version_id)}</VersionId>"
             f"<IsLatest>{'true' if v.is_latest else 'false'}</IsLatest>"
             f"<LastModified>{stamp(v.last_modified)}</LastModified>"
         )
@@ -132,8 +160,8 @@ def version_entries(
             markers.append(f"<DeleteMarker>{common}{owner_of(v.owner)}</DeleteMarker>")
         else:
             found.append(
-                f"<Version>{common}<ETag>&quot;{escape(v.etag)}&quot;</ETag>"
-                f"<Size>{v.size}</Size><StorageClass>{escape(v.storage_class)}</StorageClass>"
+                f"<Version>{common}<ETag>&quot;{esc(v.etag)}&quot;</ETag>"
+                f"<Size>{v.size}</Size><StorageClass>{esc(v.storage_class)}</StorageClass>"
                 f"{owner_of(v.owner)}</Version>"
             )
     return "".join(found) + "".join(markers)

@@ -244,7 +244,7 @@ class SqliteDialect(Dialect):
         # Fetch at once: a statement left unfinished would hold up RELEASE/COMMIT.
         try:
             with self._errors(conn, sql, args):
-                rows = list(cur.fetchall()) if cur.description is not None else []
+                rows = cur.fetchall() if cur.description is not None else []
             return Pending.ready(rows, int(cur.rowcount))
         finally:
             cur.close()

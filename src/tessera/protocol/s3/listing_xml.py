@@ -46,19 +46,28 @@ def escape(text: str) -> str:
     ).translate(_CONTROL_REFS)
 
 
+_MILLIS = tuple(f".{m:03d}Z" for m in range(1000))
+
+
 class Timestamps:
     """``2026-11-22T18:00:00.000Z`` for seconds since the epoch, as
     :func:`~tessera.protocol.s3.headers.format_iso8601` writes them, with the
     whole-second part formatted once per distinct second (objects of a listing
-    page are often written within a few seconds of one another). One instance
-    serves one response; its cache grows with the distinct seconds it sees."""
+    page are often written within a few seconds of one another) and the
+    millisecond part taken from a table. One instance serves one response; its
+    cache grows with the distinct seconds it sees. :attr:`format` is the bound
+    method to call in a loop (calling the instance costs a little more)."""
 
-    __slots__ = ("_seconds",)
+    __slots__ = ("_seconds", "format")
 
     def __init__(self) -> None:
         self._seconds: dict[int, str] = {}
+        self.format = self._format
 
     def __call__(self, ts: float) -> str:
+        return self._format(ts)
+
+    def _format(self, ts: float) -> str:
         whole = int(ts)
         millis = round((ts - whole) * 1000)
         if millis == 1000:
@@ -67,7 +76,24 @@ class Timestamps:
         if text is None:
             text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
             self._seconds[whole] = text
-        return f"{text}.{millis:03d}Z"
+        if millis < 0:  # before 1970: as format_iso8601 writes it
+            return f"{text}.{millis:03d}Z"
+        return text + _MILLIS[millis]
+
+
+def needs_escape(*texts: str) -> bool:
+    """Whether any of ``texts`` holds a character :func:`escape` changes. One
+    scan of a page's keys joined together costs far less than one
+    :func:`escape` call per key."""
+    for t in texts:
+        # Printable text without markup (nearly all) is settled by C loops twice
+        # as fast as the regular expression's scan; the rest goes through it.
+        if not (t.isprintable() and "&" not in t and "<" not in t and ">" not in t):
+            if _NEEDS_ESCAPE.search(t) is not None:
+                return True
+        elif '"' in t:
+            return True
+    return False
 
 
 def _scalar(value: Any) -> str:

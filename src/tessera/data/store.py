@@ -21,9 +21,12 @@ placement order that accepts it; ``rep/n=N`` as N copies on distinct disks;
 ``ec/k=K,m=M`` as K+M Reed-Solomon fragments (encoded off the event loop) on
 distinct disks, spread over zones and servers first. A segment is stored once it
 reached its write quorum; fragments that could not be stored are left out of the
-manifest (the healer completes them). Up to ``write_concurrency`` segments are
-written at once and at most ``write_concurrency + 1`` buffers are held per write,
-so the client is throttled rather than memory growing. A segment that repeats
+manifest (the healer completes them). Up to ``write_concurrency`` segments of
+one write are written at once, and up to ``total_write_concurrency`` of all
+writes together; a write holds at most ``write_concurrency + 1`` buffers, and
+while its segments wait for a permit it stops reading its source, so clients are
+throttled rather than memory growing: segment buffers in use stay near
+``total_write_concurrency`` + one per running write. A segment that repeats
 within one write is stored once (blocks are named by content hash, so a retried
 write is idempotent too).
 
@@ -81,6 +84,31 @@ def local_topology(volume_ids: Iterable[str]) -> Topology:
     return Topology.build({"local": {"local": list(volume_ids)}})
 
 
+class _Slots:
+    """Permits to write one segment: one of the upload's own (at most
+    ``write_concurrency`` segments of one upload at once), then one of the
+    process-wide ones (at most ``total_write_concurrency`` across uploads), so
+    memory for segments in flight stays bounded however many uploads run."""
+
+    __slots__ = ("_own", "_shared")
+
+    def __init__(self, own: int, shared: asyncio.Semaphore) -> None:
+        self._own = asyncio.Semaphore(own)
+        self._shared = shared
+
+    async def acquire(self) -> None:
+        await self._own.acquire()
+        try:
+            await self._shared.acquire()
+        except BaseException:
+            self._own.release()
+            raise
+
+    def release(self) -> None:
+        self._shared.release()
+        self._own.release()
+
+
 @dataclass(eq=False)
 class _WriteState:
     """Bookkeeping of one :meth:`SegmentStore.write` call."""
@@ -102,7 +130,10 @@ class SegmentStore:
 
     ``topology`` defaults to :func:`local_topology` of the volumes.
     ``inline_threshold`` is capped at ``segment_size`` (inline content is always a
-    single segment). The store owns the volumes: :meth:`close` closes them.
+    single segment). ``total_write_concurrency`` (segments written at once by all
+    writes together; default ``write_concurrency + 1``) must be at least
+    ``write_concurrency`` (ValueError). The store owns the volumes: :meth:`close`
+    closes them.
     """
 
     def __init__(
@@ -113,11 +144,21 @@ class SegmentStore:
         segment_size: int = 8 << 20,
         inline_threshold: int = 64 << 10,
         write_concurrency: int = 3,
+        total_write_concurrency: int | None = None,
         read_chunk: int = 1 << 20,
         prefetch: int = 2,
         kernel: codec.Kernel | None = None,
     ) -> None:
-        if segment_size <= 0 or write_concurrency < 1 or read_chunk <= 0 or prefetch < 0:
+        total = (
+            write_concurrency + 1 if total_write_concurrency is None else total_write_concurrency
+        )
+        if (
+            segment_size <= 0
+            or write_concurrency < 1
+            or total < write_concurrency
+            or read_chunk <= 0
+            or prefetch < 0
+        ):
             raise ValueError("invalid data store parameters")
         vols = dict(volumes) if isinstance(volumes, Mapping) else {v.id: v for v in volumes}
         if not isinstance(volumes, Mapping) and len(vols) != len(volumes):
@@ -130,11 +171,13 @@ class SegmentStore:
         self.segment_size = segment_size
         self.inline_threshold = min(inline_threshold, segment_size)
         self.write_concurrency = write_concurrency
+        self.total_write_concurrency = total
+        self._writing: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self.read_chunk = read_chunk
         self.prefetch = prefetch
         self.kernel = kernel or codec.DEFAULT
         self._avoid_until: dict[str, float] = {}
-        self._pool = BufferPool(segment_size, keep=2 * (write_concurrency + 1))
+        self._pool = BufferPool(segment_size, keep=total + 1)
         self._parity_pools: dict[int, BufferPool] = {}
         self.repairs: dict[tuple[str, str], BrokenFragment] = {}
         """Broken fragments found by reads, by ``(volume, block)``, for the healer."""
@@ -222,7 +265,7 @@ class SegmentStore:
             pool=self._pool,
         )
         state = _WriteState()
-        slots = asyncio.Semaphore(self.write_concurrency)
+        slots = _Slots(self.write_concurrency, self._all_slots())
         inline: bytes | None = None
         try:
             async for piece in seg:
@@ -257,8 +300,15 @@ class SegmentStore:
             created=tuple(CreatedBlock(vol, block, mtime) for vol, block, mtime in state.created),
         )
 
+    def _all_slots(self) -> asyncio.Semaphore:
+        """The process-wide segment-write permits (one set per event loop)."""
+        loop = asyncio.get_running_loop()
+        if self._writing is None or self._writing[0] is not loop:
+            self._writing = (loop, asyncio.Semaphore(self.total_write_concurrency))
+        return self._writing[1]
+
     async def _write_segment(
-        self, piece: Piece, pol: Policy, state: _WriteState, slots: asyncio.Semaphore
+        self, piece: Piece, pol: Policy, state: _WriteState, slots: _Slots
     ) -> None:
         try:
             digest = await piece.digest()
@@ -325,7 +375,7 @@ class SegmentStore:
         pool = self._parity_pools.get(size)
         if pool is None:
             pool = self._parity_pools[size] = BufferPool(
-                size, keep=4 * (self.write_concurrency + 1)
+                size, keep=2 * self.total_write_concurrency
             )
         return pool
 

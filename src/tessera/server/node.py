@@ -330,6 +330,7 @@ def segment_store(cfg: Config, *, gateway: bool = False) -> SegmentStore:
         segment_size=cfg.storage.segment_size,
         inline_threshold=cfg.storage.inline_threshold,
         write_concurrency=cfg.storage.write_concurrency,
+        total_write_concurrency=cfg.storage.total_write_concurrency or None,
     )
 
 

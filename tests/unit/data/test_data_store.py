@@ -383,3 +383,55 @@ async def test_bad_policy(make_store: Callable[..., SegmentStore]) -> None:
     store = make_store(1)
     with pytest.raises(InvalidArgument):
         await store.write(from_bytes(b"x"), policy="raid5")
+
+
+class CountingVolume(FaultyVolume):
+    """Counts the puts running at once across all its instances (each put is
+    held for a moment, so concurrent segment writes overlap)."""
+
+    running = 0
+    most = 0
+
+    async def put(self, name: str, data: Buffer) -> Stored:
+        cls = CountingVolume
+        cls.running += 1
+        cls.most = max(cls.most, cls.running)
+        try:
+            await asyncio.sleep(0.02)
+            return await super().put(name, data)
+        finally:
+            cls.running -= 1
+
+
+@pytest.mark.parametrize(("own", "total", "uploads"), [(2, 3, 4), (2, 8, 4), (3, 5, 1)])
+async def test_segments_in_flight_are_bounded_per_upload_and_in_all(
+    tmp_path: Path, own: int, total: int, uploads: int
+) -> None:
+    CountingVolume.running = CountingVolume.most = 0
+    vols = [CountingVolume(tmp_path / f"v{i}", f"v{i}") for i in range(2)]
+    for v in vols:
+        v.gets = []
+    store = SegmentStore(
+        vols,
+        segment_size=SEG,
+        inline_threshold=INL,
+        write_concurrency=own,
+        total_write_concurrency=total,
+    )
+    try:
+        datas = [os.urandom(6 * SEG) for _ in range(uploads)]
+        results = await asyncio.gather(*(store.write(from_bytes(d)) for d in datas))
+        for data, r in zip(datas, results, strict=True):
+            assert await read(store, r) == data
+    finally:
+        await store.close()
+    # plain policy: one put per segment; the bound that binds is reached
+    assert CountingVolume.running == 0
+    assert CountingVolume.most == min(own * uploads, total)
+
+
+def test_total_write_concurrency_covers_one_upload(tmp_path: Path) -> None:
+    vols = [LocalVolume(tmp_path / "v0", "v0")]
+    with pytest.raises(ValueError):
+        SegmentStore(vols, write_concurrency=3, total_write_concurrency=2)
+    assert SegmentStore(vols, write_concurrency=3).total_write_concurrency == 4

@@ -290,6 +290,10 @@ def error_for(
         ({"toml": "listen = '1:1'\n"}, ["unknown section [listen]"]),
         ({"toml": "[server]\nport = 9000\n"}, ["[server] port", "unknown setting", "config file"]),
         ({"toml": "[storage]\nsegment_size = '8 parsecs'\n"}, ["segment_size", "config file"]),
+        (
+            {"env": {"TESSERA_STORAGE_TOTAL_WRITE_CONCURRENCY": "2"}},
+            ["total_write_concurrency (2) is below write_concurrency (3)"],
+        ),
     ],
 )
 def test_invalid_values_give_clear_errors(
@@ -391,5 +395,17 @@ async def test_storage_settings_reach_the_data_path(tmp_path: Path) -> None:
     store = segment_store(cfg)
     try:
         assert (store.write_concurrency, store.segment_size) == (2, 1 << 20)
+        assert store.total_write_concurrency == 3  # 0: one more than an upload's own
+    finally:
+        await store.close()
+    cfg = load_config(
+        env={
+            "TESSERA_SERVER_DATA": str(tmp_path / "data"),
+            "TESSERA_STORAGE_TOTAL_WRITE_CONCURRENCY": "7",
+        }
+    )
+    store = segment_store(cfg)
+    try:
+        assert (store.write_concurrency, store.total_write_concurrency) == (3, 7)
     finally:
         await store.close()

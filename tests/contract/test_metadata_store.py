@@ -10,6 +10,7 @@ the live schema, and listings are index seeks.
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import threading
 import uuid
@@ -25,7 +26,7 @@ import pgserver
 from tessera.common.clock import FakeClock
 from tessera.meta.sql import SqlMetadataStore
 from tessera.meta.sql.migrate import SchemaOutOfDate
-from tessera.meta.sql.transactions import open_runner
+from tessera.meta.sql.transactions import SqliteRunner, open_runner
 from tessera.meta.store import MetadataStore
 from tessera.model.cluster import DiskInfo, ManifestRow, ServerInfo
 from tessera.model.errors import (
@@ -1394,3 +1395,31 @@ async def test_lookups_see_each_write_once_it_is_answered(
         await store.delete_version(bucket, "k", f"v{i:02d}")
         with pytest.raises(ObjectNotFound):
             await store.get_version(bucket, "k")
+
+
+async def test_lookup_connections_of_ended_threads_are_closed(tmp_path: Path) -> None:
+    """Each thread that calls lookup gets a reader connection of its own; when
+    the thread ends, it is closed and forgotten (not kept until the store closes)."""
+    runner = open_runner(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        await runner.lookup(lambda conn: 1)  # this (long-lived) thread's own
+        assert isinstance(runner, SqliteRunner)
+        baseline = len(runner._reader_conns)
+        opened: list[Any] = []
+
+        def call() -> None:
+            opened.append(asyncio.run(runner.lookup(lambda conn: conn)))
+
+        for _ in range(6):
+            t = threading.Thread(target=call)
+            t.start()
+            t.join()
+            del t
+        gc.collect()
+        assert len(opened) == 6 and len({id(c) for c in opened}) == 6
+        assert len(runner._reader_conns) == baseline
+        assert all(c.closed for c in opened)
+        assert await runner.lookup(lambda conn: 2) == 2  # this thread's still works
+    finally:
+        await runner.close()
+    assert not runner._reader_conns

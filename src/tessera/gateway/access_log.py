@@ -14,19 +14,36 @@ Line format (the request id is the response's ``x-amz-request-id``)::
     127.0.0.1 "GET /bucket/key?versionId=x HTTP/1.1" 200 4096 1.234ms req=0123abcd
 
 The secret of a pre-authenticated link (``/_tessera/p/<id>/<secret>``) is logged as ``***``.
+
+The duration aiohttp passes is measured on the loop's clock, which under uvloop
+ticks in whole milliseconds (a 0.3 ms request logged ``0.000ms``, a 1.2 ms one
+``1.000ms`` or ``2.000ms``). When the outermost middleware stamped the request
+with :func:`stamp` (the server does), the line gives ``perf_counter`` time from
+that stamp to the log call instead: the handler and the response write, to the
+microsecond.
 """
 
 from __future__ import annotations
 
 import logging
+import time as _time
 from collections.abc import Callable
 
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web import RequestKey
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from tessera.gateway.pars import PREFIX as PAR_PREFIX
 from tessera.gateway.pars import redact
+
+_STARTED = RequestKey("tessera.started", float)
+"""Request key of the ``perf_counter`` reading :func:`stamp` stores."""
+
+
+def stamp(request: BaseRequest) -> None:
+    """Note that ``request`` starts now, for a precise duration in its line."""
+    request[_STARTED] = _time.perf_counter()
 
 
 class AccessLog(AbstractAccessLogger):
@@ -47,6 +64,9 @@ class AccessLog(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
             return
+        started = request.get(_STARTED)
+        if started is not None:
+            time = _time.perf_counter() - started
         version = request.version
         path = request.raw_path
         if path.startswith(PAR_PREFIX):

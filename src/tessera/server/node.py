@@ -70,7 +70,7 @@ from tessera.data.scrubber import Scrubber
 from tessera.data.store import SegmentStore
 from tessera.data.topology import Topology
 from tessera.data.volume import LocalVolume
-from tessera.gateway.access_log import AccessLog
+from tessera.gateway.access_log import AccessLog, stamp
 from tessera.gateway.admin import AdminHooks
 from tessera.gateway.app import GatewayOptions, make_app
 from tessera.gateway.ext_blocks import BLOCKS_KEY
@@ -378,6 +378,7 @@ class _Drain:
 
         @web.middleware
         async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
+            stamp(request)  # for the access log's duration (see access_log.py)
             protocol = request.protocol
             self.busy[protocol] += 1
             try:

@@ -45,6 +45,7 @@ import contextlib
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -318,7 +319,19 @@ class SqliteRunner(Runner):
             self._local.conn = conn
             with self._lock:
                 self._reader_conns.append(conn)
+            # A thread that ends (say, one of an embedding program's short-lived
+            # threads calling lookup) gives its connection back then, not at close.
+            weakref.finalize(threading.current_thread(), self._forget, conn)
         return conn
+
+    def _forget(self, conn: Connection) -> None:
+        """Close ``conn`` of a thread that ended (no-op once the runner closed it)."""
+        with self._lock:
+            if conn not in self._reader_conns:
+                return
+            self._reader_conns.remove(conn)
+        with contextlib.suppress(Exception):  # closing is best effort here
+            conn.close()
 
     @staticmethod
     def _run_read(conn: Connection, fn: TxFn[T], snapshot: bool) -> T:
@@ -365,7 +378,9 @@ class SqliteRunner(Runner):
     def _shutdown(self) -> None:
         if self._readers is not self._writer:
             self._readers.shutdown(wait=True)
-        for conn in self._reader_conns:
+        with self._lock:
+            conns, self._reader_conns = self._reader_conns, []
+        for conn in conns:
             conn.close()
 
         def close_writer() -> None:

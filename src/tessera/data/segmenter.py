@@ -49,6 +49,14 @@ touch 8 MiB of memory (at 32 concurrent small PUTs, that was 256 MiB of RSS and
 most of their latency)."""
 
 
+def too_large(max_size: int) -> EntityTooLarge:
+    """The error for a stream longer than ``max_size`` bytes."""
+    return EntityTooLarge(
+        f"Your proposed upload exceeds the maximum allowed size ({max_size} bytes)",
+        max_size=max_size,
+    )
+
+
 class BufferPool:
     """Idle ``bytearray`` s of one size, kept for reuse (at most ``keep`` of them)."""
 
@@ -269,10 +277,7 @@ class Segmenter:
                     continue
                 self.size += n
                 if self.max_size is not None and self.size > self.max_size:
-                    raise EntityTooLarge(
-                        f"Your proposed upload exceeds the maximum allowed size ({self.max_size} bytes)",
-                        max_size=self.max_size,
-                    )
+                    raise too_large(self.max_size)
                 pos = 0
                 while pos < n:
                     assert slot is not None

@@ -11,11 +11,13 @@ down). One process with several disks is one server in one zone.
 :meth:`SegmentStore.update_cluster` swaps both atomically (the cluster map
 changed); reads and writes already running finish with what they started with.
 
-**Write.** :meth:`SegmentStore.write` drives a :class:`Segmenter` over the
-source: chunks are copied into pooled segment buffers; MD5 (the ETag), the
-requested S3 checksums and each segment's BLAKE3 are computed in worker threads
-in the same pass. Content that ends within the first segment and is at most the
-inline threshold is returned inline (no block). Otherwise each segment is stored
+**Write.** Content that ends within the inline threshold is read whole, hashed
+at once (MD5 and the requested checksums) and returned inline (no block, no
+segment buffer). Otherwise :meth:`SegmentStore.write` drives a
+:class:`Segmenter` over the source (the chunks read so far first): chunks are
+copied into pooled segment buffers; MD5 (the ETag), the requested S3 checksums
+and each segment's BLAKE3 are computed in worker threads in the same pass. Each
+segment is stored
 by its policy (:mod:`writer`): ``plain`` as one block on the first disk of its
 placement order that accepts it; ``rep/n=N`` as N copies on distinct disks;
 ``ec/k=K,m=M`` as K+M Reed-Solomon fragments (encoded off the event loop) on
@@ -57,12 +59,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tessera.common.checksums import MultiHasher
 from tessera.common.ranges import ByteRange
-from tessera.common.streams import ByteSource
+from tessera.common.streams import ByteSource, peek_whole
 from tessera.data import codec
 from tessera.data.contract import CreatedBlock, WriteResult
 from tessera.data.reader import BrokenFragment, ColumnCache, SegmentReader, plan
-from tessera.data.segmenter import BufferPool, Piece, Segmenter
+from tessera.data.segmenter import BufferPool, Piece, Segmenter, too_large
 from tessera.data.topology import Topology, place
 from tessera.data.volume import MTIME_STEP, Volume
 from tessera.data.writer import fragment_name, store_fragments
@@ -256,6 +259,10 @@ class SegmentStore:
         allow_inline: bool = True,
     ) -> WriteResult:
         pol = Policy.parse(policy)
+        if allow_inline:
+            whole, source = await peek_whole(source, self.inline_threshold)
+            if whole is not None:  # ended within the inline threshold
+                return self._inline(whole, algorithms, max_size)
         seg = Segmenter(
             source,
             segment_size=self.segment_size,
@@ -266,14 +273,8 @@ class SegmentStore:
         )
         state = _WriteState()
         slots = _Slots(self.write_concurrency, self._all_slots())
-        inline: bytes | None = None
         try:
-            async for piece in seg:
-                small = piece.size <= self.inline_threshold
-                if piece.index == 0 and piece.last and allow_inline and small:
-                    inline = bytes(piece.data)
-                    piece.release()
-                    continue
+            async for piece in seg:  # longer than the inline threshold, or not inline
                 await slots.acquire()
                 if state.error is not None:  # a segment failed: stop reading the source
                     slots.release()
@@ -288,14 +289,11 @@ class SegmentStore:
         except BaseException:
             await self._abort(seg, state)
             raise
-        if inline is None and seg.size == 0 and allow_inline:
-            inline = b""
         segments = tuple(state.segments[i] for i in sorted(state.segments))
         return WriteResult(
             size=seg.size,
             md5=seg.md5(),
             checksums=seg.checksums(),
-            inline=inline,
             manifest=Manifest(segments),
             created=tuple(CreatedBlock(vol, block, mtime) for vol, block, mtime in state.created),
         )
@@ -306,6 +304,21 @@ class SegmentStore:
         if self._writing is None or self._writing[0] is not loop:
             self._writing = (loop, asyncio.Semaphore(self.total_write_concurrency))
         return self._writing[1]
+
+    @staticmethod
+    def _inline(content: bytes, algorithms: Iterable[str], max_size: int | None) -> WriteResult:
+        """A whole small stream, stored inline: hashed here (up to the inline
+        threshold, less than a thread hop costs), no segment buffer, no block."""
+        if max_size is not None and len(content) > max_size:
+            raise too_large(max_size)
+        hasher = MultiHasher(algorithms)
+        hasher.update(content)
+        return WriteResult(
+            size=len(content),
+            md5=hasher.md5_digest(),
+            checksums=hasher.checksums(),
+            inline=content,
+        )
 
     async def _write_segment(
         self, piece: Piece, pol: Policy, state: _WriteState, slots: _Slots

@@ -232,6 +232,31 @@ async def test_too_large_removes_new_blocks(make_store: Callable[..., SegmentSto
     assert all_blocks(store) == set()
     r = await store.write(from_bytes(os.urandom(4 * SEG + 1)), max_size=4 * SEG + 1)
     assert r.size == 4 * SEG + 1
+    # within the inline threshold too (a small stream is taken whole)
+    with pytest.raises(EntityTooLarge):
+        await store.write(from_bytes(b"x" * 101, 10), max_size=100)
+    r = await store.write(from_bytes(b"x" * 100, 10), max_size=100)
+    assert (r.size, r.inline, r.manifest.segments) == (100, b"x" * 100, ())
+
+
+@pytest.mark.parametrize("algorithms", [(), ("crc32", "sha256")])
+@pytest.mark.parametrize("size", [0, 1, INL, INL + 1])
+async def test_inline_and_segmented_writes_hash_alike(
+    make_store: Callable[..., SegmentStore], size: int, algorithms: tuple[str, ...]
+) -> None:
+    """A small stream (taken whole) and the same bytes written as a block give
+    the same size, MD5 and checksums."""
+    store = make_store(2)
+    data = os.urandom(size)
+    inline = await store.write(from_bytes(data, 1000), algorithms=algorithms)
+    blocks = await store.write(from_bytes(data, 1000), algorithms=algorithms, allow_inline=False)
+    assert (inline.inline is not None) == (size <= INL)
+    assert blocks.inline is None and len(blocks.manifest.segments) == (1 if size else 0)
+    for r in (inline, blocks):
+        assert r.size == size and r.md5 == hashlib.md5(data).digest()
+        assert set(r.checksums) == {a.upper() for a in algorithms}
+        assert await read(store, r) == data
+    assert inline.checksums == blocks.checksums
 
 
 async def test_disk_full_midway_removes_new_blocks(

@@ -102,3 +102,31 @@ async def test_plain_pages_walk_every_key_once(
     page = await svc.list_objects(ROOT, ListRequest("bkt", "p07/", "", "p07/k30", 1000))
     assert [o.key for o in page.objects] == [f"p07/k{k:02}" for k in range(31, 60)]
     assert not page.truncated and page.next_after == "p07/k59"
+
+
+async def test_short_seeks_run_as_lookups(
+    service: tuple[ObjectService, CountingStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delimiter walk's seeks past each prefix ask for a few rows: they run as
+    point lookups (no reader-thread hand-off); full pages stay reads."""
+    svc, meta = service
+    used: list[str] = []
+    runner = meta._db
+    for name in ("read", "lookup"):
+        original = getattr(runner, name)
+
+        def wrap(*a: object, _name: str = name, _f: object = original, **kw: object) -> object:
+            used.append(_name)
+            return _f(*a, **kw)  # type: ignore[operator]
+
+        monkeypatch.setattr(runner, name, wrap)
+    page = await svc.list_objects(ROOT, ListRequest("bkt", "", "/", "", max_keys=1000))
+    assert len(page.common_prefixes) == 30
+    assert used.count("lookup") >= 25 and used.count("read") <= 2, used
+    used.clear()
+    vpage = await svc.list_versions(ROOT, VersionListRequest("bkt", "", "/", max_keys=1000))
+    assert len(vpage.common_prefixes) == 30
+    assert used.count("lookup") >= 25 and used.count("read") <= 2, used
+    used.clear()
+    await svc.list_objects(ROOT, ListRequest("bkt", "", "", "", max_keys=1000))
+    assert used == ["read"]  # a full page, and whether more follows, in one seek

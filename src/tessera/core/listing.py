@@ -55,7 +55,9 @@ class ListingOps(ServiceBase):
         last = ""
         if req.max_keys <= 0:
             return ListResult([], [], False, "")
-        limit = _BATCH if not req.delimiter else _FIRST_DELIMITED
+        # A plain page asks for one row more than it returns: one seek answers
+        # both the page and whether anything follows.
+        limit = _BATCH + 1 if not req.delimiter else _FIRST_DELIMITED
         while True:
             want = req.max_keys - len(objects) - len(prefixes)
             asked = min(limit, want + 1)

@@ -214,6 +214,11 @@ def store_version(
     return replaced
 
 
+SHORT_SEEK = 16
+"""Listing seeks of at most this many rows run as point lookups (see
+:meth:`VersionsMixin.list_latest`)."""
+
+
 class VersionsMixin(StoreBase):
     async def put_version(
         self, version: ObjectVersion, guard: LatestGuard | None = None
@@ -365,7 +370,11 @@ class VersionsMixin(StoreBase):
     ) -> list[ObjectVersion]:
         """Live latest versions (no delete markers) with key starting with
         ``prefix`` and greater than ``after``, ascending, at most ``limit``.
-        One range seek on ``ux_versions_live``; records carry listing columns only."""
+        One range seek on ``ux_versions_live``; records carry listing columns only.
+        A seek for a few rows (a delimiter listing skipping past a common prefix
+        asks for two) costs about what a point lookup does, so it runs as one
+        (:meth:`Runner.lookup`: no hand-off to a reader thread where that costs
+        more than the seek)."""
         if limit <= 0:
             return []
         stmt, params = listing(True, bucket, prefix, after, limit)
@@ -374,6 +383,8 @@ class VersionsMixin(StoreBase):
         def tx(conn: Connection) -> list[ObjectVersion]:
             return [live_version_from_row(bucket, r) for r in rows(conn, stmt, params)]
 
+        if limit <= SHORT_SEEK:
+            return await self._db.lookup(tx)
         return await self._db.read(tx)
 
     async def list_versions(
@@ -385,7 +396,10 @@ class VersionsMixin(StoreBase):
         limit: int = 1000,
     ) -> list[ObjectVersion]:
         """Versions and delete markers by key ascending, newest first within a
-        key, from the position described in the protocol; listing columns only."""
+        key, from the position described in the protocol; listing columns only.
+        A short seek from a key (one statement) runs as a point lookup, as in
+        :meth:`list_latest`; resuming inside a key's versions takes two
+        statements, read from one snapshot."""
         if limit <= 0:
             return []
         d = self._dialect
@@ -402,6 +416,8 @@ class VersionsMixin(StoreBase):
                 found += d.rows(conn, stmt, params)
             return [version_from_listing_row(bucket, r) for r in found]
 
+        if after_version is None and limit <= SHORT_SEEK:  # one short seek
+            return await self._db.lookup(tx)
         return await self._db.read(tx, snapshot=True)
 
     async def count_objects(self, bucket: str) -> tuple[int, int]:

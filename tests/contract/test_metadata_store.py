@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import random
 import threading
 import uuid
@@ -1423,3 +1424,44 @@ async def test_lookup_connections_of_ended_threads_are_closed(tmp_path: Path) ->
     finally:
         await runner.close()
     assert not runner._reader_conns
+
+
+async def test_sqlite_writers_take_turns_on_the_write_lock_file(tmp_path: Path) -> None:
+    """Every write transaction of a file database holds ``<db>-writer.lock``
+    (flock), so writers of several processes queue in the kernel: while someone
+    else holds it, a write waits; once released, it commits."""
+    import fcntl
+
+    db = tmp_path / "m.db"
+    runner = open_runner(f"sqlite:///{db}")
+    other = open_runner(f"sqlite:///{db}")  # a second process's runner, in effect
+    try:
+        await runner.write(lambda conn: conn.exec_driver_sql("CREATE TABLE t (x INTEGER)"))
+        lock = tmp_path / "m.db-writer.lock"
+        assert lock.exists()
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            task = asyncio.ensure_future(
+                runner.write(lambda conn: conn.exec_driver_sql("INSERT INTO t VALUES (1)"))
+            )
+            done, _ = await asyncio.wait({task}, timeout=0.3)
+            assert not done  # waiting for the lock
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        await task
+        await asyncio.gather(
+            *(
+                r.write(lambda conn, i=i: conn.exec_driver_sql(f"INSERT INTO t VALUES ({i})"))
+                for i in range(2, 42)
+                for r in (runner, other)
+            )
+        )
+        count = await other.read(
+            lambda conn: conn.exec_driver_sql("SELECT count(*) FROM t").scalar()
+        )
+        assert count == 1 + 2 * 40
+    finally:
+        await runner.close()
+        await other.close()

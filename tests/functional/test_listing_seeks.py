@@ -130,3 +130,42 @@ async def test_short_seeks_run_as_lookups(
     used.clear()
     await svc.list_objects(ROOT, ListRequest("bkt", "", "", "", max_keys=1000))
     assert used == ["read"]  # a full page, and whether more follows, in one seek
+
+
+async def test_a_long_delimiter_walk_lets_other_requests_run(
+    service: tuple[ObjectService, CountingStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seeks that complete without yielding (point lookups) are interleaved with
+    other tasks: never more than 16 seeks in a row without the loop running
+    something else."""
+    import asyncio
+    import itertools
+
+    svc, meta = service
+    ticks = 0
+    seen: list[int] = []
+    original = meta.list_latest
+
+    async def counting(*a: object, **kw: object):  # type: ignore[no-untyped-def]
+        seen.append(ticks)
+        return await original(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(meta, "list_latest", counting)
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.ensure_future(ticker())
+    try:
+        page = await svc.list_objects(ROOT, ListRequest("bkt", "", "/", "", max_keys=1000))
+    finally:
+        task.cancel()
+    assert len(page.common_prefixes) == 30 and len(seen) >= 25
+    run = longest = 1
+    for before, now in itertools.pairwise(seen):
+        run = run + 1 if now == before else 1
+        longest = max(longest, run)
+    assert longest <= 16

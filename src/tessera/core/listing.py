@@ -13,6 +13,8 @@ point, and Python compares strings by code point, which is also UTF-8 byte order
 
 from __future__ import annotations
 
+import asyncio
+
 from tessera.core.base import ServiceBase
 from tessera.core.requests import (
     ListRequest,
@@ -28,6 +30,11 @@ _BATCH = 1000
 _FIRST_DELIMITED = 64
 """First batch of a delimited listing: small, since its rows may all roll up into
 one prefix; later batches grow as entries come densely (:func:`_next_limit`)."""
+_YIELD_EVERY = 16
+"""A delimiter listing makes up to one seek per common prefix, and a short seek
+may complete without yielding to the event loop (a point lookup on SQLite), so
+every this many seeks the listing yields: other requests wait well under a
+millisecond, not the whole page (~40 ms for 1,000 prefixes)."""
 
 
 def common_prefix(key: str, prefix: str, delimiter: str) -> str | None:
@@ -58,9 +65,13 @@ class ListingOps(ServiceBase):
         # A plain page asks for one row more than it returns: one seek answers
         # both the page and whether anything follows.
         limit = _BATCH + 1 if not req.delimiter else _FIRST_DELIMITED
+        seeks = 0
         while True:
             want = req.max_keys - len(objects) - len(prefixes)
             asked = min(limit, want + 1)
+            seeks += 1
+            if seeks % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # short seeks may not yield by themselves
             batch = await self.meta.list_latest(req.bucket, req.prefix, after or None, asked)
             if not batch:
                 return ListResult(objects, prefixes, False, last)
@@ -108,9 +119,13 @@ class ListingOps(ServiceBase):
             return VersionListResult([], [], False)
         next_key, next_version = "", ""
         limit = _BATCH if not req.delimiter else _FIRST_DELIMITED
+        seeks = 0
         while True:
             want = req.max_keys - len(versions) - len(prefixes)
             asked = min(limit, want + 1)
+            seeks += 1
+            if seeks % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             batch = await self.meta.list_versions(
                 req.bucket, req.prefix, after_key, after_version, asked
             )

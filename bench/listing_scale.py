@@ -45,7 +45,9 @@ import hashlib
 import json
 import math
 import os
+import platform
 import secrets
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -446,6 +448,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="work directory (default: a temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--json", type=Path, help="write the results here too")
+    ap.add_argument("--results", type=Path, help="prepend the report to this RESULTS.md")
     args = ap.parse_args()
     if args.count <= 0 or args.prefixes <= 0:
         ap.error("--count and --prefixes must be positive")
@@ -483,9 +486,43 @@ def main() -> None:
     finally:
         if not args.keep and args.data is None:
             shutil.rmtree(work, ignore_errors=True)
-    report(results)
+    text = "\n".join(report(results))
+    print(text)
+    if args.results:
+        write_results(
+            args.results, text, shlex.join(["python", "bench/listing_scale.py", *sys.argv[1:]])
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+
+
+RESULTS_HEADING = "# Tessera vs peers: S3 benchmark results"
+
+
+def write_results(path: Path, text: str, command: str) -> None:
+    """Prepend the report, with date, machine and git revision, under the
+    results file's heading (bench/compare.py prepends its runs the same way)."""
+    old = path.read_text() if path.is_file() else ""
+    if old.startswith(RESULTS_HEADING):
+        old = old[len(RESULTS_HEADING) :].lstrip("\n")
+    rev = subprocess.run(
+        ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip() or "?"  # fmt: skip
+    when = time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime())
+    section = [
+        f"## Listing at scale {when}",
+        "",
+        f"Command: `{command}` (git {rev}; {os.cpu_count()} CPUs, {platform.python_version()}).",
+        "One `tessera serve` process, SQLite metadata; times from sending the request "
+        "to having read the whole body.",
+        "",
+        "```",
+        text.strip("\n"),
+        "```",
+        "",
+    ]
+    path.write_text(RESULTS_HEADING + "\n\n" + "\n".join(section) + "\n" + old)
 
 
 async def create_bucket(endpoint: str, access: str, secret: str, bucket: str) -> None:
@@ -496,13 +533,17 @@ async def create_bucket(endpoint: str, access: str, secret: str, bucket: str) ->
             await s3.call("PUT", f"/{bucket}")
 
 
-def report(r: dict[str, Any]) -> None:
-    print(f"\nbucket: {r['count']:,} objects under {r['prefixes']:,} prefixes")
+def report(r: dict[str, Any]) -> list[str]:
+    """The results as the lines of a plain-text report."""
+    out: list[str] = []
+    out.append(f"\nbucket: {r['count']:,} objects under {r['prefixes']:,} prefixes")
     if "populate_s" in r:
-        print(f"population: {r['populate_s']} s ({r['count'] / r['populate_s']:,.0f} objects/s)")
-    print(f"meta.db: {r['meta_db_mib']} MiB\n")
+        out.append(
+            f"population: {r['populate_s']} s ({r['count'] / r['populate_s']:,.0f} objects/s)"
+        )
+    out.append(f"meta.db: {r['meta_db_mib']} MiB\n")
     h = r["http"]
-    print(f"{'HTTP (time to whole body)':44} {'median ms':>10} {'min':>8} {'max':>8}")
+    out.append(f"{'HTTP (time to whole body)':44} {'median ms':>10} {'min':>8} {'max':>8}")
     for name, label in (
         ("first", "ListObjectsV2 first page (1000 keys)"),
         ("middle_start_after", "ListObjectsV2 StartAfter=middle key"),
@@ -511,33 +552,34 @@ def report(r: dict[str, Any]) -> None:
         ("versions", "ListObjectVersions first page"),
     ):
         s = h[name]
-        print(f"{label:44} {s['median_ms']:>10} {s['min_ms']:>8} {s['max_ms']:>8}")
+        out.append(f"{label:44} {s['median_ms']:>10} {s['min_ms']:>8} {s['max_ms']:>8}")
     d = h["delimiter"]
     for i, w in enumerate(d["runs"]):
-        print(
+        out.append(
             f"Delimiter=/ walk {i + 1}: {d['prefixes']:,} prefixes in {w['n']} pages, "
             f"total {w['total_s']} s, per page median {w['median_ms']} ms "
             f"(min {w['min_ms']}, max {w['max_ms']})"
         )
     w = h["versions_delimiter"]
-    print(
+    out.append(
         f"ListObjectVersions Delimiter=/ walk: {w['n']} pages, total {w['total_s']} s, "
         f"per page median {w['median_ms']} ms (max {w['max_ms']})"
     )
     if "full" in h:
         f = h["full"]
-        print(
+        out.append(
             f"full listing: {f['n']} pages, total {f['total_s']} s, per page median "
             f"{f['median_ms']} ms (max {f['max_ms']})"
         )
-    print("\nSQLite, statement alone (limit 1000, all rows fetched), EXPLAIN QUERY PLAN:")
+    out.append("\nSQLite, statement alone (limit 1000, all rows fetched), EXPLAIN QUERY PLAN:")
     for c in r["sql"]:
-        print(
+        out.append(
             f"  {c['case']:40} {c['rows']:>5} rows {c['median_ms']:>9} ms  {' | '.join(c['plan'])}"
         )
-    print("\nstore.list_latest (median ms):")
+    out.append("\nstore.list_latest (median ms):")
     for k, s in r["store"].items():
-        print(f"  {k:40} {s['median_ms']:>9}")
+        out.append(f"  {k:40} {s['median_ms']:>9}")
+    return out
 
 
 if __name__ == "__main__":

@@ -98,9 +98,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def find_exe(given: str | None, name: str, *preferred: str) -> str | None:
-    """The --option path if given, else the first of preferred that exists, else PATH."""
+    """The --option path if given (made absolute: servers start in their own
+    directory), else the first of preferred that exists, else PATH."""
     if given:
-        return given
+        return str(Path(given).absolute()) if os.sep in given else shutil.which(given)
     found = next((f for f in preferred if Path(f).is_file() and os.access(f, os.X_OK)), None)
     return found or shutil.which(name)
 

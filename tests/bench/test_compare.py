@@ -22,7 +22,7 @@ from compare import (
     steal_line,
     write_results,
 )
-from peers import degrade_command
+from peers import degrade_command, find_exe
 
 ROWS = [("small GET", "small GET", "ops/s"), ("small HEAD", "small HEAD", "ops/s")]
 
@@ -148,3 +148,15 @@ def test_degrade_command_makes_every_block_access_fail(tmp_path: Path) -> None:
         with pytest.raises(NotADirectoryError):
             (d / "blocks" / "ab" / "block").read_bytes()
     assert (disks[2] / "blocks" / "ab" / "block").read_bytes() == b"x"
+
+
+def test_a_relative_executable_path_is_made_absolute(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "bin").mkdir()
+    exe = tmp_path / "bin" / "weed"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    assert find_exe("bin/weed", "weed") == str(exe)  # servers start with another cwd
+    assert find_exe(None, "weed", str(exe)) == str(exe)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert find_exe("weed", "weed") == str(exe)  # a bare name is looked up on PATH

@@ -1368,6 +1368,25 @@ async def test_leases_race(store: MetadataStore) -> None:
     assert sum(won) == 1
 
 
+# -- shared statuses ------------------------------------------------------------------------------
+async def test_shared_statuses(store: MetadataStore, clock: FakeClock) -> None:
+    assert await store.get_status("heal") is None
+    await store.put_status("heal", "host:1", {"running": True, "rows": 3, "list": [1, "é"]})
+    got = await store.get_status("heal")
+    assert got is not None
+    assert (got.name, got.holder, got.updated) == ("heal", "host:1", clock.now())
+    assert got.body == {"running": True, "rows": 3, "list": [1, "é"]}
+    clock.advance(7)
+    await store.put_status("heal", "host:2", {"running": False})  # another process, later
+    got = await store.get_status("heal")
+    assert got is not None and (got.holder, got.body, got.updated) == (
+        "host:2",
+        {"running": False},
+        clock.now(),
+    )
+    assert await store.get_status("scrub") is None  # names are independent
+
+
 # -- where reads run ---------------------------------------------------------------------------
 async def test_sqlite_point_lookups_run_on_the_callers_thread(tmp_path: Path) -> None:
     """A file database answers lookups on the calling thread (no hand-off) and

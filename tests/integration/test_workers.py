@@ -20,6 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import tessera
+from tessera.sdk.http import Endpoint, SignedClient
 
 CLIENTS = 24
 """Separate connections, so that both workers take some (the kernel decides)."""
@@ -55,17 +56,21 @@ def code(call: Any, **kw: Any) -> str:
     return "OK"
 
 
+def holders(server: harness.Server) -> set[int]:
+    """Pids of the workers holding an established connection on the node's port."""
+    return {
+        p.pid
+        for p in workers(server)
+        for c in p.net_connections(kind="tcp")
+        if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == server.port
+    }
+
+
 def test_two_workers_share_the_port(node: harness.Server) -> None:
     procs = workers(node)
     assert len(procs) == 2
     conns = clients(node)
-    holders = {
-        p.pid
-        for p in procs
-        for c in p.net_connections(kind="tcp")
-        if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == node.port
-    }
-    assert holders == {p.pid for p in procs}, "one worker took every connection"
+    assert holders(node) == {p.pid for p in procs}, "one worker took every connection"
     del conns
 
 
@@ -96,6 +101,27 @@ def test_deleted_keys_stop_working_on_every_worker_at_once(node: harness.Server)
     root.close()
     for c in conns:
         assert code(c.list_buckets) == "InvalidAccessKeyId"
+
+
+def test_admin_status_is_the_same_from_every_worker(node: harness.Server) -> None:
+    """The scrubber runs in worker 0 and a healing pass in whichever worker took
+    the request; every worker answers their status (it used to answer its own,
+    or 501 where it had no scrubber)."""
+    ep = Endpoint(node.endpoint, node.access_key, node.secret_key)
+    roots = [SignedClient(ep, pool=1) for _ in range(CLIENTS)]
+    try:
+        for r in roots:  # each opens its connection; the kernel spreads them
+            assert isinstance(r.ext("GET", "admin/scrub"), dict)
+        assert holders(node) == {p.pid for p in workers(node)}, "one worker took every connection"
+        ran = roots[0].ext("POST", "admin/heal", query={"mode": "verify", "wait": "1"})
+        answers = [r.ext("GET", "admin/heal") for r in roots]
+        assert {(a["started"], a["passes"], a["holder"], a["running"]) for a in answers} == {
+            (ran["started"], ran["passes"], answers[0]["holder"], False)
+        }
+        assert answers[0]["holder"].endswith(tuple(f":{p.pid}" for p in workers(node)))
+    finally:
+        for r in roots:
+            r.close()
 
 
 def test_sigterm_stops_every_worker(tmp_path: Path) -> None:

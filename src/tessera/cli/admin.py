@@ -97,8 +97,11 @@ def _mib(n: float) -> str:
 
 def _heal_lines(st: dict[str, Any]) -> list[str]:
     state = "running" if st.get("running") else "idle"
+    if st.get("interrupted"):
+        state = "interrupted (the process running the pass stopped publishing)"
+    where = f" in {st['holder']}" if st.get("holder") else ""
     return [
-        f"healer: {state}, {st.get('passes', 0)} pass(es); last: {st.get('mode') or '-'}",
+        f"healer: {state}, {st.get('passes', 0)} pass(es){where}; last: {st.get('mode') or '-'}",
         f"  segments {st['segments']}: healthy {st['healthy']}, degraded {st['degraded']}, "
         f"unavailable {st['unavailable']}, lost {st['lost']}",
         f"  rebuilt {st['fragments_rebuilt']} fragment(s), {_mib(st['bytes_rebuilt'])} "

@@ -92,12 +92,19 @@ class HealStats:
     last_error: str = ""
 
     def to_dict(self, now: float) -> dict[str, Any]:
-        out = asdict(self)
-        end = now if self.running else (self.finished or now)
-        elapsed = max(end - self.started, 1e-9) if self.started is not None else 0.0
-        out["elapsed"] = elapsed
-        out["rate_bytes_per_s"] = self.bytes_rebuilt / elapsed if elapsed else 0.0
-        return out
+        return heal_view(asdict(self), now)
+
+
+def heal_view(stats: dict[str, Any], now: float) -> dict[str, Any]:
+    """``stats`` (a :class:`HealStats` as a dict, possibly published by another
+    process) with ``elapsed`` seconds and ``rate_bytes_per_s`` added as of ``now``."""
+    out = dict(stats)
+    started, finished = out.get("started"), out.get("finished")
+    end = now if out.get("running") else (finished or now)
+    elapsed = max(end - started, 1e-9) if started is not None else 0.0
+    out["elapsed"] = elapsed
+    out["rate_bytes_per_s"] = out.get("bytes_rebuilt", 0) / elapsed if elapsed else 0.0
+    return out
 
 
 @dataclass

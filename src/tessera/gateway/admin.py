@@ -2,11 +2,13 @@
 routes of the extension API (so they are in its OpenAPI document and answer
 its JSON errors).
 
-* ``GET  heal`` — the healer's counters (current or last pass, rate, totals);
+* ``GET  heal`` — the healer's counters (current or last pass, rate, totals), from
+  whichever process ran that pass (``holder``; :mod:`tessera.core.status`);
 * ``POST heal?mode=heal|verify&deep=0|1&wait=0|1`` — run a full pass (``verify``
   only counts; ``deep`` re-reads every fragment). With ``wait=1`` the answer is
   the finished pass's counters; otherwise the pass runs in the background (202);
-* ``GET  scrub`` — the scrubber's counters (one-node server only);
+* ``GET  scrub`` — the scrubber's counters (one-node server only; the scrubber runs
+  in worker 0, any worker answers);
 * ``GET  servers`` — the cluster map (gateway only);
 * ``POST servers/<id>?state=active|draining|removed`` — the operator's intent
   for a chunk server (drain moves its fragments away; removed rebuilds them).
@@ -38,9 +40,9 @@ ROOT_ACCOUNT = "root"
 class AdminHooks:
     """What the admin endpoints can reach (None: not available on this node)."""
 
-    heal_status: Callable[[], dict[str, Any]] | None = None
+    heal_status: Callable[[], Awaitable[dict[str, Any]]] | None = None
     heal_pass: Callable[..., Awaitable[Any]] | None = None
-    scrub_status: Callable[[], dict[str, Any]] | None = None
+    scrub_status: Callable[[], Awaitable[dict[str, Any]]] | None = None
     cluster: Callable[[], list[dict[str, Any]]] | None = None
     set_server_state: Callable[[str, str], Awaitable[Any]] | None = None
 
@@ -69,7 +71,7 @@ def _plain(value: Any) -> Any:
 
 
 async def _heal_status(req: ExtRequest) -> Any:
-    return _need(_hooks(req).heal_status, "healing")()
+    return await _need(_hooks(req).heal_status, "healing")()
 
 
 async def _heal_run(req: ExtRequest) -> Any:
@@ -87,7 +89,7 @@ async def _heal_run(req: ExtRequest) -> Any:
 
 
 async def _scrub_status(req: ExtRequest) -> Any:
-    return _need(_hooks(req).scrub_status, "scrubbing")()
+    return await _need(_hooks(req).scrub_status, "scrubbing")()
 
 
 async def _servers(req: ExtRequest) -> Any:

@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from tessera.model.cluster import DiskInfo, ManifestRow, ServerInfo
+from tessera.model.cluster import DiskInfo, ManifestRow, ServerInfo, SharedStatus
 from tessera.model.manifest import Manifest
 from tessera.model.pars import Par, ParJob
 from tessera.model.records import AccessKey, Account, Bucket, ObjectVersion, Part, Upload
@@ -321,6 +321,15 @@ class MetadataStore(Protocol):
         True when ``holder`` holds it afterwards (it was free, expired, or already
         held by ``holder``); False while another holder's lease runs. Used so that
         one gateway of a cluster runs each cluster-wide background job."""
+        ...
+
+    async def put_status(self, name: str, holder: str, body: dict[str, Any]) -> None:
+        """Publish ``body`` (a JSON-serialisable dict) as the shared status
+        ``name`` from ``holder``, stamped now; replaces the previous one."""
+        ...
+
+    async def get_status(self, name: str) -> SharedStatus | None:
+        """The shared status ``name`` as last published; None when it never was."""
         ...
 
     async def scan_manifests(self, after: str | None, limit: int) -> list[ManifestRow]:

@@ -18,6 +18,7 @@ down (skipped at write time, tried last at read time).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tessera.model.manifest import Manifest
 
@@ -67,3 +68,18 @@ class ManifestRow:
     manifest: Manifest
     text: str
     """The manifest exactly as stored; :meth:`replace_manifest` compares it."""
+
+
+@dataclass(frozen=True, slots=True)
+class SharedStatus:
+    """A named status document every process over one metadata store can read:
+    the counters of background work (a healing pass, a scrub pass) as the
+    process doing it last published them."""
+
+    name: str
+    holder: str
+    """Which process published it (host:pid)."""
+    body: dict[str, Any]
+    """The document (JSON object)."""
+    updated: float
+    """Epoch seconds of the publication."""

@@ -62,11 +62,12 @@ from tessera._version import __version__
 from tessera.common.ids import new_access_key_id, new_secret_key
 from tessera.core.blocks import BlockStore
 from tessera.core.gc import GarbageCollector
-from tessera.core.healer import Healer
+from tessera.core.healer import Healer, HealStats, heal_view
 from tessera.core.lease import Lease
 from tessera.core.pars import ParOptions
 from tessera.core.service import CoreOptions, ObjectService
-from tessera.data.scrubber import Scrubber
+from tessera.core.status import StatusBoard
+from tessera.data.scrubber import Scrubber, ScrubStats
 from tessera.data.store import SegmentStore
 from tessera.data.topology import Topology
 from tessera.data.volume import LocalVolume
@@ -556,19 +557,29 @@ async def _start(
         ),
         asyncio.create_task(healer.run(cfg.storage.heal_interval, leader=lease), name="healer"),
     ]
+    # Whichever process runs a pass publishes its counters; any process answers.
+    heal_board = StatusBoard(
+        meta, "heal", lambda: dataclasses.asdict(healer.stats), idle=dataclasses.asdict(HealStats())
+    )
+    tasks.append(asyncio.create_task(heal_board.run(), name="heal-status"))
     first = worker is None or worker.index == 0  # what runs once per node
     if first:
         tasks.append(asyncio.create_task(service.run_par_sweeper(), name="par-sweep"))
-    scrubber: Scrubber | None = None
-    if mode == "serve" and cfg.storage.scrub_rate > 0 and first:
+    scrub_board: StatusBoard | None = None
+    if mode == "serve" and cfg.storage.scrub_rate > 0:
+        # The scrubber runs in worker 0; every worker answers from its document.
+        scrub_board = StatusBoard(meta, "scrub", idle=dataclasses.asdict(ScrubStats()))
+    if scrub_board is not None and first:
         scrubber = Scrubber(
             data.volumes, rate=cfg.storage.scrub_rate, interval=cfg.storage.scrub_interval
         )
+        scrub_board.snapshot = lambda: dataclasses.asdict(scrubber.stats)
         tasks.append(
             asyncio.create_task(
                 scrubber.run(min(cfg.storage.scrub_interval, FIRST_SCRUB)), name="scrubber"
             )
         )
+        tasks.append(asyncio.create_task(scrub_board.run(), name="scrub-status"))
     if mode == "serve" and first:
         tasks.append(asyncio.create_task(empty_trash(data), name="trash"))
     if watcher is not None:
@@ -585,10 +596,19 @@ async def _start(
             [(account.access_key, account.secret_key)],
             email=account.email,
         )
+
+    async def heal_status() -> dict[str, Any]:
+        return heal_view(await heal_board.read(), healer.clock.now())
+
+    async def heal_pass(*, repair: bool = True, deep: bool = False) -> HealStats:
+        stats = await healer.heal_pass(repair=repair, deep=deep)
+        await heal_board.publish()  # so that any worker answers with it at once
+        return stats
+
     admin = AdminHooks(
-        heal_status=healer.status,
-        heal_pass=healer.heal_pass,
-        scrub_status=(lambda: dataclasses.asdict(scrubber.stats)) if scrubber else None,
+        heal_status=heal_status,
+        heal_pass=heal_pass,
+        scrub_status=scrub_board.read if scrub_board else None,
         cluster=(lambda: [dataclasses.asdict(s) for s in watcher.servers]) if watcher else None,
         set_server_state=meta.set_server_state if watcher else None,
     )

@@ -25,9 +25,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tessera.meta.sql.dialects import dialect_for
-from tessera.meta.sql.schema import leases, servers
+from tessera.meta.sql.schema import leases, servers, statuses
 from tessera.meta.sql.transactions import StoreBase
-from tessera.model.cluster import SERVER_STATES, DiskInfo, ServerInfo
+from tessera.model.cluster import SERVER_STATES, DiskInfo, ServerInfo, SharedStatus
 from tessera.model.errors import InvalidArgument, ServerNotFound
 
 _s = servers.c
@@ -59,6 +59,8 @@ _LEASE_TAKE = (
     .where(_l.name == sa.bindparam("name"))
     .values(holder=sa.bindparam("holder"), expires=sa.bindparam("expires"))
 )
+_t = statuses.c
+_STATUS = sa.select(_t.holder, _t.body, _t.updated).where(_t.name == sa.bindparam("name"))
 _REFRESHED = ("url", "zone", "disks", "heartbeat")
 """Columns a re-registration replaces; ``state`` and ``registered`` are kept."""
 
@@ -71,6 +73,17 @@ def _register_statement(dialect_name: str) -> Any:
     return insert.on_conflict_do_update(
         index_elements=[_s.id], set_={name: insert.excluded[name] for name in _REFRESHED}
     ).returning(*SERVER_COLUMNS)
+
+
+@functools.cache
+def _put_status_statement(dialect_name: str) -> Any:
+    """``INSERT ... ON CONFLICT (name) DO UPDATE`` of holder, body and updated."""
+    insert = dialect_for(dialect_name).insert(statuses)
+    insert = insert.values({c.name: sa.bindparam(c.name) for c in statuses.c})
+    return insert.on_conflict_do_update(
+        index_elements=[_t.name],
+        set_={n: insert.excluded[n] for n in ("holder", "body", "updated")},
+    )
 
 
 def dump_disks(disks: Sequence[DiskInfo]) -> str:
@@ -261,3 +274,34 @@ class LeasesMixin(StoreBase):
             return False
 
         return await self._db.write(tx)
+
+
+class StatusesMixin(StoreBase):
+    async def put_status(self, name: str, holder: str, body: dict[str, Any]) -> None:
+        """Store ``body`` (JSON-serialisable) as the status ``name``, published by
+        ``holder`` now, replacing any earlier one. Atomic (one upsert)."""
+        stmt = _put_status_statement(self._dialect.name)
+        params = {
+            "name": name,
+            "holder": holder,
+            "body": json.dumps(body, separators=(",", ":")),
+            "updated": self._clock.now(),
+        }
+        execute = self._dialect.execute
+
+        def tx(conn: Connection) -> int:
+            return execute(conn, stmt, params)
+
+        await self._db.write(tx)
+
+    async def get_status(self, name: str) -> SharedStatus | None:
+        """The status ``name`` as last published; None when it never was."""
+        first = self._dialect.first
+
+        def tx(conn: Connection) -> Any:
+            return first(conn, _STATUS, {"name": name})
+
+        row = await self._db.read(tx)
+        if row is None:
+            return None
+        return SharedStatus(name, row[0], json.loads(row[1]), row[2])

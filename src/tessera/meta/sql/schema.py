@@ -73,6 +73,11 @@ agree). Design choices:
   the expiry sweep deletes a PAR's job row with the PAR, and the database
   refuses a job row for a PAR that is gone.
 
+* **Shared statuses.** ``statuses``: one row per named status document of
+  background work (``heal``, ``scrub``): the JSON counters as the process doing
+  the work (``holder``) last published them, and when. Worker processes and
+  gateways answer status requests from here, whichever of them runs the work.
+
 * ``versions.upload_id`` names the multipart upload a version was completed
   from (``NULL`` otherwise). It is not indexed: the one query using it (a
   repeated completion) first seeks the key's few versions by
@@ -245,6 +250,16 @@ leases = sa.Table(
     sa.Column("name", KeyText, primary_key=True),
     sa.Column("holder", sa.Text, nullable=False),
     sa.Column("expires", sa.Double, nullable=False),
+    implicit_returning=False,
+)
+
+statuses = sa.Table(
+    "statuses",
+    metadata,
+    sa.Column("name", KeyText, primary_key=True),
+    sa.Column("holder", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("updated", sa.Double, nullable=False),
     implicit_returning=False,
 )
 

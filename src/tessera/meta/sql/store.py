@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from tessera.common.clock import Clock
 from tessera.meta.sql import migrate as migrations
 from tessera.meta.sql.blocks import BlocksMixin, RefDelta, apply_refs
-from tessera.meta.sql.cluster import ClusterMixin, LeasesMixin
+from tessera.meta.sql.cluster import ClusterMixin, LeasesMixin, StatusesMixin
 from tessera.meta.sql.dialects import dialect_for
 from tessera.meta.sql.manifests import ManifestsMixin
 from tessera.meta.sql.multipart import MultipartMixin
@@ -100,6 +100,7 @@ class SqlMetadataStore(
     ClusterMixin,
     ManifestsMixin,
     LeasesMixin,
+    StatusesMixin,
     ParsMixin,
 ):
     """Metadata on SQLite (embedded, one node) or PostgreSQL (cluster)."""

@@ -25,6 +25,15 @@ from compare import (
 from peers import degrade_command, find_exe
 
 ROWS = [("small GET", "small GET", "ops/s"), ("small HEAD", "small HEAD", "ops/s")]
+INFO = {
+    "cpus": 2,
+    "cpu_model": "cpu",
+    "memory_gib": 1,
+    "kernel": "k",
+    "python": "CPython",
+    "httptools": "0",
+    "loadavg_at_start": [0.1, 0.2, 0.3],
+}
 
 
 def test_steal_and_total_come_from_the_cpu_line(tmp_path: Path) -> None:
@@ -86,19 +95,10 @@ def test_one_round_is_passed_through_unchanged() -> None:
 
 
 def test_results_file_says_how_figures_were_taken(tmp_path: Path) -> None:
-    info = {
-        "cpus": 2,
-        "cpu_model": "cpu",
-        "memory_gib": 1,
-        "kernel": "k",
-        "python": "CPython",
-        "httptools": "0",
-        "loadavg_at_start": [0.1, 0.2, 0.3],
-    }
     path = tmp_path / "RESULTS.md"
     peer = _peer("tessera", {"small GET": 1.0}, steal=3.5)
-    write_results(path, "first", "cmd --rounds 3", info, [peer], "| t1 |", rounds=3)
-    write_results(path, "second", "cmd", info, [peer], "| t2 |")
+    write_results(path, "first", "cmd --rounds 3", INFO, [peer], "| t1 |", rounds=3)
+    write_results(path, "second", "cmd", INFO, [peer], "| t2 |")
     text = path.read_text()
     assert text.startswith("# Tessera vs peers") and text.count("# Tessera vs peers") == 1
     newest, older = text.split("## Run first")
@@ -120,19 +120,10 @@ def test_ec_figures_stand_alone_and_degraded_get_is_a_row(tmp_path: Path) -> Non
     assert put[:6] == ["large PUT", "MB/s", "800", "500", "300", "2.67"]
     assert degraded[:6] == ["degraded GET", "MB/s", "-", "1,200", "-", "-"]
     assert get[5] == "1.12"
-    info = {
-        "cpus": 2,
-        "cpu_model": "cpu",
-        "memory_gib": 1,
-        "kernel": "k",
-        "python": "CPython",
-        "httptools": "0",
-        "loadavg_at_start": [0.1, 0.2, 0.3],
-    }
     path = tmp_path / "RESULTS.md"
-    write_results(path, "now", "cmd", info, [tess, ec, weed], "| t |")
+    write_results(path, "now", "cmd", INFO, [tess, ec, weed], "| t |")
     assert "- tessera-ec: one process, ec/k=4,m=2 over 6 disk directories" in path.read_text()
-    write_results(path, "later", "cmd", info, [tess, weed], "| t |")
+    write_results(path, "later", "cmd", INFO, [tess, weed], "| t |")
     assert path.read_text().count("- tessera-ec:") == 1
 
 

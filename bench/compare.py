@@ -9,7 +9,7 @@ What is measured, and how:
 
 - Every S3 peer (``tessera``, ``tessera-1p``, ``tessera-ec``, ``seaweedfs``, ``moto``)
   is started on 127.0.0.1 with free ports, a temporary data directory and fixed
-  credentials (``bench/peers.py`` has the starters),
+  credentials (``bench/bench_peers.py`` has the starters),
   then ``bench/s3load.py --endpoint ... --server-pid PID`` is run against it once
   per workload (``large``, ``range``, ``small``; ``--quick`` is passed through).
   Each workload is a separate s3load process with its own timeout, so a peer
@@ -80,8 +80,8 @@ from urllib.parse import urlsplit
 
 import httptools
 import psutil
+from bench_peers import ACCESS, BENCH, EC_DISKS, EC_GONE, SECRET, STARTERS, Endpoint, run_text
 from httpclient import Pool
-from peers import ACCESS, BENCH, EC_DISKS, EC_GONE, SECRET, STARTERS, Endpoint, run_text
 from s3load import Verifier, WrongBytes
 
 MiB = 1 << 20

@@ -1,5 +1,5 @@
 """bench/compare.py's bookkeeping: CPU steal from /proc/stat, best-of-rounds merging,
-the table's rows and ratios; bench/peers.py's degrade command on real directories."""
+the table's rows and ratios; bench/bench_peers.py's degrade command on real directories."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 pytest.importorskip("httptools")
 
 import compare
+from bench_peers import degrade_command, find_exe
 from compare import (
     Cell,
     PeerResult,
@@ -22,7 +23,6 @@ from compare import (
     steal_line,
     write_results,
 )
-from peers import degrade_command, find_exe
 
 ROWS = [("small GET", "small GET", "ops/s"), ("small HEAD", "small HEAD", "ops/s")]
 INFO = {
